@@ -1,0 +1,1 @@
+"""Read side of the event log and the audit log (both written by core.records in every domain)."""

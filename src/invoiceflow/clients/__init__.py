@@ -1,0 +1,1 @@
+"""Clients: the customers an organisation bills. Emits ClientCreated, ClientUpdated, ClientDeleted."""

@@ -1,0 +1,70 @@
+"""Keyset pagination over (sort column, id), shared by every list endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from invoiceflow.core.errors import ValidationFailed
+from invoiceflow.core.pagination import decode_cursor, encode_cursor
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def _load(value: Any, sample_type: type) -> Any:
+    try:
+        if value is None:
+            return None
+        if sample_type is datetime:
+            return datetime.fromisoformat(value)
+        if sample_type is date:
+            return date.fromisoformat(value)
+        if sample_type is Decimal:
+            return Decimal(value)
+        if sample_type is uuid.UUID:
+            return uuid.UUID(value)
+        return sample_type(value)
+    except (TypeError, ValueError, ArithmeticError):
+        raise ValidationFailed.field("cursor", "invalid cursor") from None
+
+
+def paginate(
+    stmt: Select[Any],
+    *,
+    sort_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    sort_type: type,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+) -> Select[Any]:
+    """Order by (sort, id) and continue after the cursor. Fetch limit + 1 to know if more exist."""
+    if cursor:
+        raw_sort, raw_id = decode_cursor(cursor, length=2)
+        sort_value = _load(raw_sort, sort_type)
+        id_value = _load(raw_id, uuid.UUID)
+        if descending:
+            stmt = stmt.where(or_(sort_col < sort_value, and_(sort_col == sort_value, id_col < id_value)))
+        else:
+            stmt = stmt.where(or_(sort_col > sort_value, and_(sort_col == sort_value, id_col > id_value)))
+    order = (sort_col.desc(), id_col.desc()) if descending else (sort_col.asc(), id_col.asc())
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+def next_cursor(rows: list[Any], *, limit: int, sort_attr: str) -> tuple[list[Any], str | None]:
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor([_dump(getattr(last, sort_attr)), str(last.id)])

@@ -1,0 +1,69 @@
+"""Process-wide resources built once by the app factory and reached through `request.app.state`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from invoiceflow.core.db import Database
+from invoiceflow.core.ratelimit import Limiter
+from invoiceflow.core.settings import Settings
+
+AfterCommit = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    limiter: Limiter
+    secret_key: str
+    extras: dict[str, Any] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request = one transaction, committed here, before the response is sent.
+
+    Safe methods get a read session; anything else a write session (BEGIN IMMEDIATE on SQLite).
+    Work registered in `session.info["after_commit"]` runs once the commit succeeded.
+    """
+    runtime = get_runtime(request)
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    factory = runtime.db.write_sessions if write else runtime.db.read_sessions
+    async with factory() as session:
+        session.info["after_commit"] = []
+        try:
+            yield session
+            if write:
+                await session.commit()
+            else:
+                await session.rollback()
+        except BaseException:
+            await session.rollback()
+            raise
+        for job in session.info["after_commit"]:
+            runtime.spawn(job())
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def after_commit(session: AsyncSession, job: AfterCommit) -> None:
+    session.info.setdefault("after_commit", []).append(job)

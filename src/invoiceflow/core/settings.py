@@ -1,0 +1,90 @@
+"""Runtime configuration, read from `INVOICEFLOW_*` environment variables.
+
+Embedded mode is what you get with no configuration at all; scale-out mode is the same code with a
+PostgreSQL URL, Redis URL and so on set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INVOICEFLOW_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    secret_key: SecretStr | None = None
+    redis_url: str | None = None
+    storage_url: str | None = None
+    smtp_url: str | None = None
+    rabbitmq_url: str | None = None
+    einvoice_rules_dir: Path | None = None
+    mail_from: str = "invoiceflow <no-reply@invoiceflow.local>"
+    public_base_url: str = "http://localhost:8000"
+
+    environment: Literal["development", "production", "test"] = "development"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=60)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    default_api_key_rate_limit: int = Field(default=600, ge=1)
+    # argon2id cost; the defaults follow RFC 9106's second recommended option (64 MiB, t=3).
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_invoice_lines: int = Field(default=1000, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'invoiceflow.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: configured, or generated once into the data folder and reused."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"secret.key.{secrets.token_hex(8)}")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        try:
+            # link() refuses to overwrite: when several processes start at once, the first key wins.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

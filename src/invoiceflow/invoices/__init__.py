@@ -1,0 +1,4 @@
+"""Invoices: lines, totals, numbering, status lifecycle; turning orders into invoices.
+
+Emits InvoiceCreated, InvoiceUpdated, InvoiceStatusChanged, InvoiceDeleted, OrderInvoiced.
+"""

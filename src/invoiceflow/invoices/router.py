@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from invoiceflow.auth.deps import ActorDep
+from invoiceflow.core import idempotency
+from invoiceflow.core.api import Envelope, envelope
+from invoiceflow.core.runtime import SessionDep
+from invoiceflow.invoices import service
+from invoiceflow.invoices.schemas import (
+    InvoiceCreate,
+    InvoiceFilters,
+    InvoicePage,
+    InvoiceRead,
+    InvoiceStatusUpdate,
+    InvoiceUpdate,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["invoices"])
+IdemKey = Annotated[str | None, idempotency.HEADER]
+
+
+@router.post("/invoices", status_code=201, response_model=Envelope[InvoiceRead])
+async def create_invoice(
+    data: InvoiceCreate, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
+) -> Response:
+    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, data.model_dump(mode="json"))
+    invoice = await service.create_invoice(session, actor, data)
+    out = service.to_read(invoice).model_dump(mode="json")
+    idempotency.complete(record, 201, out)
+    return envelope(out, status_code=201)
+
+
+@router.get("/invoices", response_model=Envelope[InvoicePage])
+async def list_invoices(actor: ActorDep, session: SessionDep, filters: Annotated[InvoiceFilters, Query()]) -> Response:
+    rows, cursor = await service.list_invoices(session, actor, filters)
+    return envelope(InvoicePage(items=[service.to_summary(i) for i in rows], next_cursor=cursor, limit=filters.limit))
+
+
+@router.get("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
+async def get_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Response:
+    return envelope(service.to_read(await service.get_invoice(session, actor, invoice_id)))
+
+
+@router.patch("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
+async def update_invoice(invoice_id: uuid.UUID, data: InvoiceUpdate, actor: ActorDep, session: SessionDep) -> Response:
+    return envelope(service.to_read(await service.update_invoice(session, actor, invoice_id, data)))
+
+
+@router.patch("/invoices/{invoice_id}/status", response_model=Envelope[InvoiceRead])
+async def change_status(
+    invoice_id: uuid.UUID, data: InvoiceStatusUpdate, actor: ActorDep, session: SessionDep
+) -> Response:
+    return envelope(service.to_read(await service.change_status(session, actor, invoice_id, data.status)))
+
+
+@router.delete("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
+async def delete_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Response:
+    return envelope(service.to_read(await service.delete_invoice(session, actor, invoice_id)))
+
+
+@router.post("/orders/{order_id}/invoice", status_code=201, response_model=Envelope[InvoiceRead], tags=["orders"])
+async def invoice_order(
+    order_id: uuid.UUID, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
+) -> Response:
+    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, {})
+    invoice = await service.invoice_order(session, actor, order_id)
+    out = service.to_read(invoice).model_dump(mode="json")
+    idempotency.complete(record, 201, out)
+    return envelope(out, status_code=201)

@@ -1,0 +1,479 @@
+"""Invoice use cases: create, read, list, update drafts, status changes, delete, invoice an order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from invoiceflow.clients.models import Client
+from invoiceflow.core.context import Actor
+from invoiceflow.core.db import utcnow
+from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
+from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.models import Organization
+from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
+from invoiceflow.core.numbering import format_number, period_for
+from invoiceflow.core.records import record_audit, record_event
+from invoiceflow.core.sequences import next_value
+from invoiceflow.core.tax import LineInput, Totals, compute_totals
+from invoiceflow.invoices import transitions
+from invoiceflow.invoices.models import Invoice, InvoiceLine
+from invoiceflow.invoices.schemas import (
+    InvoiceCreate,
+    InvoiceFilters,
+    InvoiceLineIn,
+    InvoiceLineRead,
+    InvoiceRead,
+    InvoiceSummary,
+    InvoiceUpdate,
+    VatBreakdownRead,
+)
+from invoiceflow.orders.models import Order
+from invoiceflow.orders.service import get_order, transition_conflict
+
+SERIES = "invoice"
+
+
+def _totals_of(lines: list[InvoiceLine] | list[InvoiceLineIn], currency: str) -> Totals:
+    return compute_totals([LineInput(ln.quantity, ln.unit_price, ln.vat_category, ln.vat_rate) for ln in lines], currency)
+
+
+def _summary_fields(inv: Invoice) -> dict[str, Any]:
+    cur = inv.currency
+    return {
+        "id": inv.id,
+        "invoice_number": inv.invoice_number,
+        "client_id": inv.client_id,
+        "order_id": inv.order_id,
+        "status": inv.status,
+        "issue_date": inv.issue_date,
+        "due_date": inv.due_date,
+        "currency": inv.currency,
+        "net_amount": round_money(inv.net_amount, cur),
+        "vat_amount": round_money(inv.vat_amount, cur),
+        "total_amount": round_money(inv.total_amount, cur),
+        "amount_paid": round_money(inv.amount_paid, cur),
+        "amount_due": round_money(inv.total_amount - inv.amount_paid, cur),
+        "buyer_reference": inv.buyer_reference,
+        "external_id": inv.external_id,
+        "allowed_transitions": list(transitions.allowed(inv.status)),
+        "created_at": inv.created_at,
+        "updated_at": inv.updated_at,
+    }
+
+
+def to_summary(inv: Invoice) -> InvoiceSummary:
+    return InvoiceSummary(**_summary_fields(inv))
+
+
+def to_read(inv: Invoice) -> InvoiceRead:
+    totals = _totals_of(inv.lines, inv.currency)
+    return InvoiceRead(
+        **_summary_fields(inv),
+        notes=inv.notes,
+        items=[
+            InvoiceLineRead(
+                description=line.description,
+                quantity=trim(line.quantity),
+                unit_code=line.unit_code,
+                unit_price=trim(line.unit_price, minor_unit(inv.currency)),
+                vat_category=line.vat_category,
+                vat_rate=trim(line.vat_rate),
+                vat_exemption_reason=line.vat_exemption_reason,
+                line_total=round_money(line.line_total, inv.currency),
+            )
+            for line in inv.lines
+        ],
+        vat_breakdown=[
+            VatBreakdownRead(
+                vat_category=g.vat_category, vat_rate=trim(g.vat_rate), taxable_amount=g.taxable_amount, vat_amount=g.vat_amount
+            )
+            for g in totals.vat_breakdown
+        ],
+        sent_at=inv.sent_at,
+        paid_at=inv.paid_at,
+    )
+
+
+def _money_payload(inv: Invoice) -> dict[str, Any]:
+    return {
+        "invoice_id": str(inv.id),
+        "invoice_number": inv.invoice_number,
+        "client_id": str(inv.client_id),
+        "status": inv.status,
+        "currency": inv.currency,
+        "total_amount": format_amount(inv.total_amount, inv.currency),
+        "due_date": inv.due_date.isoformat(),
+    }
+
+
+async def _live_client(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> Client:
+    client = await session.get(Client, client_id)
+    if client is None or client.organization_id != actor.organization_id or client.deleted_at is not None:
+        raise ValidationFailed.field("client_id", "client not found", type_="not_found")
+    return client
+
+
+def _check_dates(issue: date, due: date, *, today: date | None) -> None:
+    if due < issue:
+        raise ValidationFailed.field("due_date", "must not be before issue_date")
+    if today is not None and due < today:
+        raise ValidationFailed.field("due_date", "must not be in the past")
+
+
+def _check_total(totals: Totals) -> None:
+    if totals.total_amount <= 0:
+        raise ValidationFailed.field("items", "the invoice total must be greater than zero")
+
+
+def _build_lines(items: list[InvoiceLineIn], totals: Totals) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            id=uuid.uuid4(),
+            position=pos,
+            description=item.description,
+            quantity=item.quantity,
+            unit_code=item.unit_code,
+            unit_price=item.unit_price,
+            vat_category=item.vat_category,
+            vat_rate=item.vat_rate,
+            vat_exemption_reason=item.vat_exemption_reason,
+            line_total=net,
+        )
+        for pos, (item, net) in enumerate(zip(items, totals.line_totals, strict=True), start=1)
+    ]
+
+
+def duplicate_error(existing_id: uuid.UUID, external_id: str) -> Conflict:
+    return Conflict(
+        f"An invoice with external_id {external_id!r} already exists",
+        code="DUPLICATE_INVOICE",
+        details={"field": "external_id", "existing_invoice_id": str(existing_id)},
+    )
+
+
+async def _find_external(session: AsyncSession, org_id: uuid.UUID, external_id: str) -> uuid.UUID | None:
+    row = await session.execute(
+        select(Invoice.id).where(Invoice.organization_id == org_id, Invoice.external_id == external_id)
+    )
+    return row.scalar_one_or_none()
+
+
+async def _allocate_number(session: AsyncSession, org: Organization, inv: Invoice) -> None:
+    """Take the next number. Called last: the counter row is locked from here to COMMIT (ADR 0002)."""
+    pattern = org.invoice_number_pattern
+    seq = await next_value(session, org.id, SERIES, period_for(pattern, inv.issue_date))
+    inv.invoice_number = format_number(pattern, inv.issue_date, seq)
+
+
+async def create_invoice(
+    session: AsyncSession,
+    actor: Actor,
+    data: InvoiceCreate,
+    *,
+    order: Order | None = None,
+    today: date | None = None,
+) -> Invoice:
+    """`today` is the business date the rules check against (the clock, injectable for back-dated imports)."""
+    client = await _live_client(session, actor, data.client_id)
+    org = await session.get(Organization, actor.organization_id)
+    assert org is not None
+    today = today or utcnow().date()
+    issue = data.issue_date or today
+    due = data.due_date or max(issue + timedelta(days=org.payment_terms_days), today)
+    _check_dates(issue, due, today=today)
+    currency = data.currency or client.currency or org.default_currency
+    totals = _totals_of(data.items, currency)
+    _check_total(totals)
+    if data.order_id is not None and order is None:
+        order = await get_order(session, actor, data.order_id, for_update=True)
+        if order.invoice_id is not None:
+            raise _already_invoiced(order)
+    if data.external_id is not None:
+        existing = await _find_external(session, actor.organization_id, data.external_id)
+        if existing is not None:
+            raise duplicate_error(existing, data.external_id)
+    invoice = Invoice(
+        id=uuid.uuid4(),
+        organization_id=actor.organization_id,
+        client_id=client.id,
+        order_id=order.id if order else None,
+        status="draft",
+        issue_date=issue,
+        due_date=due,
+        currency=currency,
+        notes=data.notes,
+        buyer_reference=data.buyer_reference,
+        external_id=data.external_id,
+        net_amount=totals.net_amount,
+        vat_amount=totals.vat_amount,
+        total_amount=totals.total_amount,
+        amount_paid=Decimal("0"),
+        lines=_build_lines(data.items, totals),
+    )
+    session.add(invoice)
+    if order is not None:
+        order.invoice_id = invoice.id
+        order.updated_at = utcnow()
+    record_audit(session, actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
+    try:
+        await session.flush()
+    except IntegrityError:
+        if data.external_id is not None:
+            existing = await _find_external(session, actor.organization_id, data.external_id)
+            if existing is not None:
+                raise duplicate_error(existing, data.external_id) from None
+        raise
+    await _allocate_number(session, org, invoice)
+    record_event(
+        session,
+        organization_id=actor.organization_id,
+        type="InvoiceCreated",
+        resource_type="invoice",
+        resource_id=invoice.id,
+        payload=_money_payload(invoice),
+    )
+    await session.flush()
+    return invoice
+
+
+def _already_invoiced(order: Order) -> Conflict:
+    return Conflict(
+        f"Order {order.order_number} was already invoiced",
+        code="ORDER_ALREADY_INVOICED",
+        details={"invoice_id": str(order.invoice_id)},
+    )
+
+
+async def invoice_order(session: AsyncSession, actor: Actor, order_id: uuid.UUID) -> Invoice:
+    order = await get_order(session, actor, order_id, for_update=True)
+    if order.invoice_id is not None:
+        raise _already_invoiced(order)
+    if order.status == "cancelled":
+        raise Conflict("A cancelled order cannot be invoiced", code="ORDER_CANCELLED")
+    data = InvoiceCreate(
+        client_id=order.client_id,
+        currency=order.currency,  # type: ignore[arg-type]
+        notes=order.notes,
+        buyer_reference=order.order_number,
+        items=[
+            InvoiceLineIn(
+                description=item.product_name,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                vat_category="S" if item.vat_rate > 0 else "Z",
+                vat_rate=item.vat_rate,
+            )
+            for item in order.items
+        ],
+    )
+    invoice = await create_invoice(session, actor, data, order=order)
+    record_event(
+        session,
+        organization_id=actor.organization_id,
+        type="OrderInvoiced",
+        resource_type="order",
+        resource_id=order.id,
+        payload={"order_id": str(order.id), "invoice_id": str(invoice.id), "invoice_number": invoice.invoice_number},
+    )
+    return invoice
+
+
+async def get_invoice(
+    session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, *, for_update: bool = False
+) -> Invoice:
+    stmt = (
+        select(Invoice)
+        .options(selectinload(Invoice.lines))
+        .where(Invoice.id == invoice_id, Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None))
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Invoice)
+    invoice = (await session.execute(stmt)).scalar_one_or_none()
+    if invoice is None:
+        raise NotFound("Invoice not found", code="INVOICE_NOT_FOUND")
+    return invoice
+
+
+_SORTS: dict[str, tuple[Any, type]] = {
+    "created_at": (Invoice.created_at, datetime),
+    "issue_date": (Invoice.issue_date, date),
+    "due_date": (Invoice.due_date, date),
+    "total_amount": (Invoice.total_amount, Decimal),
+    "invoice_number": (Invoice.invoice_number, str),
+}
+
+
+async def list_invoices(
+    session: AsyncSession, actor: Actor, f: InvoiceFilters
+) -> tuple[list[Invoice], str | None]:
+    stmt = select(Invoice).where(Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None))
+    if f.status:
+        stmt = stmt.where(Invoice.status == f.status)
+    if f.client_id:
+        stmt = stmt.where(Invoice.client_id == f.client_id)
+    if f.issue_date_from:
+        stmt = stmt.where(Invoice.issue_date >= f.issue_date_from)
+    if f.issue_date_to:
+        stmt = stmt.where(Invoice.issue_date <= f.issue_date_to)
+    if f.due_date_from:
+        stmt = stmt.where(Invoice.due_date >= f.due_date_from)
+    if f.due_date_to:
+        stmt = stmt.where(Invoice.due_date <= f.due_date_to)
+    if f.overdue is not None:
+        today = utcnow().date()
+        is_overdue = or_(
+            Invoice.status == "overdue", and_(Invoice.status == "sent", Invoice.due_date < today)
+        )
+        stmt = stmt.where(is_overdue if f.overdue else ~is_overdue)
+    if f.min_amount is not None:
+        stmt = stmt.where(Invoice.total_amount >= f.min_amount)
+    if f.max_amount is not None:
+        stmt = stmt.where(Invoice.total_amount <= f.max_amount)
+    if f.currency:
+        stmt = stmt.where(Invoice.currency == f.currency)
+    if f.q:
+        needle = f.q.lower()
+        matching_clients = select(Client.id).where(
+            Client.organization_id == actor.organization_id, func.lower(Client.name).contains(needle, autoescape=True)
+        )
+        stmt = stmt.where(
+            or_(
+                func.lower(Invoice.invoice_number).contains(needle, autoescape=True),
+                func.lower(Invoice.buyer_reference).contains(needle, autoescape=True),
+                func.lower(Invoice.external_id).contains(needle, autoescape=True),
+                Invoice.client_id.in_(matching_clients),
+            )
+        )
+    name = f.sort.lstrip("-")
+    col, typ = _SORTS[name]
+    stmt = paginate(
+        stmt, sort_col=col, id_col=Invoice.id, sort_type=typ, descending=f.sort.startswith("-"),
+        cursor=f.cursor, limit=f.limit,
+    )
+    rows = list((await session.execute(stmt)).scalars())
+    return next_cursor(rows, limit=f.limit, sort_attr=name)
+
+
+async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, data: InvoiceUpdate) -> Invoice:
+    invoice = await get_invoice(session, actor, invoice_id, for_update=True)
+    if invoice.status not in transitions.EDITABLE:
+        raise Conflict(
+            f"A {invoice.status} invoice cannot be edited; issue a credit note instead",
+            code="INVOICE_NOT_EDITABLE",
+            details={"status": invoice.status},
+        )
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("client_id", "items", "issue_date", "due_date", "currency"):
+        if field in changes and changes[field] is None:
+            raise ValidationFailed.field(field, "may not be null")
+    if data.client_id is not None:
+        invoice.client_id = (await _live_client(session, actor, data.client_id)).id
+    issue = data.issue_date or invoice.issue_date
+    due = data.due_date or invoice.due_date
+    _check_dates(issue, due, today=utcnow().date() if "due_date" in changes else None)
+    invoice.issue_date, invoice.due_date = issue, due
+    for field in ("notes", "buyer_reference"):
+        if field in changes:
+            setattr(invoice, field, changes[field])
+    if data.currency is not None:
+        invoice.currency = data.currency
+    if data.items is not None or data.currency is not None:
+        items = data.items if data.items is not None else [InvoiceLineIn.model_validate(_line_in(ln)) for ln in invoice.lines]
+        totals = _totals_of(items, invoice.currency)
+        _check_total(totals)
+        invoice.lines = _build_lines(items, totals)
+        invoice.net_amount, invoice.vat_amount, invoice.total_amount = (
+            totals.net_amount, totals.vat_amount, totals.total_amount,
+        )
+    invoice.updated_at = utcnow()
+    record_event(
+        session,
+        organization_id=actor.organization_id,
+        type="InvoiceUpdated",
+        resource_type="invoice",
+        resource_id=invoice.id,
+        payload={**_money_payload(invoice), "changed": sorted(changes)},
+    )
+    record_audit(
+        session, actor, action="invoice.update", resource_type="invoice", resource_id=invoice.id,
+        details={"changed": sorted(changes)},
+    )
+    await session.flush()
+    return invoice
+
+
+def _line_in(line: InvoiceLine) -> dict[str, Any]:
+    return {
+        "description": line.description,
+        "quantity": line.quantity,
+        "unit_code": line.unit_code,
+        "unit_price": line.unit_price,
+        "vat_category": line.vat_category,
+        "vat_rate": line.vat_rate,
+        "vat_exemption_reason": line.vat_exemption_reason,
+    }
+
+
+async def change_status(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, status: str) -> Invoice:
+    invoice = await get_invoice(session, actor, invoice_id, for_update=True)
+    allowed_next = transitions.allowed(invoice.status)
+    if status not in allowed_next:
+        raise transition_conflict("invoice", invoice.status, status, allowed_next)
+    previous = invoice.status
+    now = utcnow()
+    invoice.status = status
+    invoice.updated_at = now
+    if status == "sent":
+        invoice.sent_at = now
+    elif status == "paid":
+        invoice.paid_at = now
+        invoice.amount_paid = invoice.total_amount
+    record_event(
+        session,
+        organization_id=actor.organization_id,
+        type="InvoiceStatusChanged",
+        resource_type="invoice",
+        resource_id=invoice.id,
+        payload={**_money_payload(invoice), "from": previous, "to": status},
+    )
+    record_audit(
+        session, actor, action="invoice.status", resource_type="invoice", resource_id=invoice.id,
+        details={"from": previous, "to": status},
+    )
+    await session.flush()
+    return invoice
+
+
+async def delete_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID) -> Invoice:
+    invoice = await get_invoice(session, actor, invoice_id, for_update=True)
+    if invoice.status not in transitions.DELETABLE:
+        raise Conflict(
+            f"A {invoice.status} invoice is kept for the records and cannot be deleted",
+            code="INVOICE_NOT_DELETABLE",
+            details={"status": invoice.status},
+        )
+    invoice.deleted_at = utcnow()
+    if invoice.order_id is not None:
+        # The order may be invoiced again once its draft invoice is gone.
+        order = await session.get(Order, invoice.order_id)
+        if order is not None and order.invoice_id == invoice.id:
+            order.invoice_id = None
+    record_event(
+        session,
+        organization_id=actor.organization_id,
+        type="InvoiceDeleted",
+        resource_type="invoice",
+        resource_id=invoice.id,
+        payload=_money_payload(invoice),
+    )
+    record_audit(session, actor, action="invoice.delete", resource_type="invoice", resource_id=invoice.id)
+    await session.flush()
+    return invoice

@@ -1,0 +1,94 @@
+"""Application factory: wires settings, database, limiter and every domain's router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.responses import Response
+
+from invoiceflow import __version__
+from invoiceflow.activity.router import router as activity_router
+from invoiceflow.auth.router import router as auth_router
+from invoiceflow.auth.security import Passwords
+from invoiceflow.clients.router import router as clients_router
+from invoiceflow.core.api import CorrelationIdMiddleware, EnvelopeResponse, envelope, error_response, install_error_handlers
+from invoiceflow.core.db import Database
+from invoiceflow.core.ratelimit import make_limiter
+from invoiceflow.core.runtime import Runtime, RuntimeDep
+from invoiceflow.core.settings import Settings, get_settings
+from invoiceflow.invoices.router import router as invoices_router
+from invoiceflow.orders.router import router as orders_router
+
+log = logging.getLogger("invoiceflow")
+
+DESCRIPTION = """
+invoiceflow manages clients, orders and invoices for small businesses and finance teams.
+
+Every response is an envelope: `{"success": true, "data": ..., "timestamp": ..., "correlation_id": ...}`;
+errors carry `{"code", "message", "details"}`. Authenticate with `Authorization: Bearer <access_token>`
+(from `/api/v1/auth/login`) or `X-API-Key: <key>`. Money is a decimal string plus an ISO 4217 currency.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(
+            settings.effective_database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        runtime = Runtime(
+            settings=settings,
+            db=db,
+            limiter=make_limiter(settings.redis_url),
+            secret_key=settings.resolved_secret_key(),
+        )
+        runtime.extras["passwords"] = Passwords(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+        )
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            for task in list(runtime.background):
+                await task
+            await runtime.limiter.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="invoiceflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=EnvelopeResponse,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(CorrelationIdMiddleware, max_body_bytes=settings.max_request_bytes)
+    for router in (auth_router, clients_router, orders_router, invoices_router, activity_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> Response:
+        """The process is up."""
+        return envelope({"status": "ok", "version": __version__})
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(runtime: RuntimeDep) -> Response:
+        """The database answers; 503 otherwise."""
+        try:
+            async with runtime.db.read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            log.warning("readiness check failed: %s", exc)
+            return error_response(503, "DATABASE_UNAVAILABLE", "The database is not reachable")
+        return envelope({"status": "ready", "database": runtime.db.write_engine.dialect.name})
+
+    return app

@@ -1,0 +1,11 @@
+"""Imports every domain's models so the metadata is complete (migrations, tests, tools)."""
+
+from __future__ import annotations
+
+
+def load_all() -> None:
+    import invoiceflow.auth.models
+    import invoiceflow.clients.models
+    import invoiceflow.core.models
+    import invoiceflow.invoices.models
+    import invoiceflow.orders.models  # noqa: F401
