@@ -96,3 +96,92 @@ def create_order(client: TestClient, account: Account, client_id: str, **overrid
     r = client.post("/api/v1/orders", json=body, headers=account.headers)
     assert r.status_code == 201, r.text
     return r.json()["data"]  # type: ignore[no-any-return]
+
+
+# --- Helpers for the clients / orders / invoices API suites, the sweep and the bad-input tests. ---
+
+
+def utc_today() -> date:
+    """The business date the API checks against (the server uses UTC)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date()
+
+
+def order_payload(client_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "client_id": client_id,
+        "currency": "EUR",
+        "items": [
+            {"product_name": "Widget", "quantity": "4", "unit_price": "12.50", "vat_rate": "21"},
+            {"product_name": "Gadget", "quantity": "1", "unit_price": "80.00", "vat_rate": "21"},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def create_api_key(client: TestClient, account: Account, *, name: str = "CI key") -> dict[str, Any]:
+    r = client.post("/api/v1/api-keys", json={"name": name}, headers=account.headers)
+    assert r.status_code == 201, r.text
+    return r.json()["data"]  # type: ignore[no-any-return]
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error envelope with `status` (and `code`); returns its `error` object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"success", "error", "timestamp", "correlation_id"}, body
+    assert body["success"] is False
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    assert body["correlation_id"] == response.headers["x-correlation-id"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def error_fields(response: Any) -> list[str]:
+    """The field names of a 422 VALIDATION_ERROR response."""
+    error = assert_error(response, 422)
+    return [f["field"] for f in error["details"]["fields"]]
+
+
+def count_rows(engine: Any, table: str) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def event_rows(engine: Any, *, type: str | None = None, resource_id: str | None = None) -> list[Any]:
+    """Rows of the event log (oldest first), optionally of one type and resource."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from invoiceflow.core.models import DomainEvent
+
+    stmt = select(DomainEvent).order_by(DomainEvent.seq)
+    if type is not None:
+        stmt = stmt.where(DomainEvent.type == type)
+    if resource_id is not None:
+        stmt = stmt.where(DomainEvent.resource_id == resource_id)
+    with Session(engine) as session:
+        return list(session.scalars(stmt))
+
+
+def audit_rows(engine: Any, *, action: str | None = None, resource_id: str | None = None) -> list[Any]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from invoiceflow.core.models import AuditLog
+
+    stmt = select(AuditLog).order_by(AuditLog.seq)
+    if action is not None:
+        stmt = stmt.where(AuditLog.action == action)
+    if resource_id is not None:
+        stmt = stmt.where(AuditLog.resource_id == resource_id)
+    with Session(engine) as session:
+        return list(session.scalars(stmt))

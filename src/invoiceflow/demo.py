@@ -178,7 +178,7 @@ async def load_demo_data(session: AsyncSession, passwords: Passwords, *, invoice
                 client_id=client.id,
                 issue_date=issue,
                 due_date=due,
-                currency=client.currency,  # type: ignore[arg-type]
+                currency=client.currency,
                 external_id=external_id,
                 buyer_reference=f"PO-{4000 + n}",
                 items=[

@@ -209,8 +209,10 @@ async def logout(session: AsyncSession, actor: Actor, session_id: uuid.UUID | No
         token = (
             await session.execute(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw_refresh)))
         ).scalar_one_or_none()
-        if token is not None:
-            target = token.session_id
+        owner = await session.get(AuthSession, token.session_id) if token is not None else None
+        # Someone else's refresh token must not divert the caller's logout away from its own session.
+        if owner is not None and owner.user_id == actor.user_id:
+            target = owner.id
     if target is None:
         return
     auth_session = await session.get(AuthSession, target)
@@ -279,6 +281,12 @@ async def confirm_password_reset(
     if user is None:
         raise ValidationFailed.field("token", "invalid, used or expired reset token")
     user.password_hash = await _hash(cfg, new_password)
+    # The other reset emails still in the mailbox must not reset the new password again.
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
     # A reset ends every existing login of the account.
     await session.execute(
         update(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None)).values(revoked_at=now)

@@ -127,6 +127,9 @@ class CorrelationIdMiddleware:
                 length = value
         if not cid:
             cid = uuid.uuid4().hex
+        # Also kept in the request state: the 500 handler runs outside this middleware, after the
+        # context variable has been reset.
+        scope.setdefault("state", {})["correlation_id"] = cid
         token = correlation_id_var.set(cid)
         extra: dict[str, str] = {}
         extra_token = extra_headers_var.set(extra)
@@ -151,7 +154,7 @@ class CorrelationIdMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > limit:
-                        raise _BodyTooLarge
+                        raise _BodyTooLarge(limit)
                 return message
 
             async def send_with_cid(message: Message) -> None:
@@ -171,8 +174,16 @@ class CorrelationIdMiddleware:
             correlation_id_var.reset(token)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """A body that grew past the limit while streaming (no or a false Content-Length).
+
+    An HTTPException, because FastAPI re-raises those from body parsing; any other exception there
+    becomes a 400 "error parsing the body".
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body exceeds {limit} bytes")
+        self.limit = limit
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -190,7 +201,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(exc.body, status_code=exc.status_code, headers={"Idempotent-Replayed": "true"})
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+            if any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors()):
+                return error_response(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "Send the request body as application/json",
+                    {"content_type": content_type},
+                )
         fields = []
         for err in exc.errors():
             loc = err.get("loc", ())
@@ -204,6 +224,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError | RecursionError):
+            # FastAPI's body parsing turns these into a bare 400: a body that is not UTF-8 (RFC 8259 §8.1)
+            # or nests too deeply is malformed JSON all the same.
+            reason = "not UTF-8" if isinstance(exc.__cause__, UnicodeDecodeError) else "nested too deeply"
+            return error_response(400, "MALFORMED_JSON", "Request body is not valid JSON", {"reason": reason})
         codes = {
             404: "NOT_FOUND",
             405: "METHOD_NOT_ALLOWED",
@@ -218,10 +243,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(_BodyTooLarge)
-    async def _too_large(_request: Request, _exc: _BodyTooLarge) -> Response:
-        return error_response(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+    async def _too_large(_request: Request, exc: _BodyTooLarge) -> Response:
+        return error_response(413, "PAYLOAD_TOO_LARGE", exc.detail, {"max_bytes": exc.limit})
 
     @app.exception_handler(Exception)
-    async def _unhandled(_request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "INTERNAL_ERROR", "An unexpected error occurred")
+    async def _unhandled(request: Request, exc: Exception) -> Response:
+        cid = correlation_id_var.get() or str(getattr(request.state, "correlation_id", ""))
+        token = correlation_id_var.set(cid)
+        try:
+            log.exception("unhandled error (correlation id %s)", cid, exc_info=exc)
+            return error_response(
+                500, "INTERNAL_ERROR", "An unexpected error occurred", headers={"X-Correlation-ID": cid}
+            )
+        finally:
+            correlation_id_var.reset(token)

@@ -22,21 +22,47 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _load(value: Any, sample_type: type) -> Any:
+def _invalid_cursor() -> ValidationFailed:
+    return ValidationFailed.field("cursor", "invalid cursor")
+
+
+def _load(value: Any, sample_type: type, column_type: Any = None) -> Any:
+    """A cursor value back in its column's type.
+
+    Cursors come from clients and may be tampered with: anything `_dump` could not have produced, or the
+    column could not hold (null, a naive timestamp, NaN, too many digits, NUL), is an invalid cursor rather
+    than an error from the database driver.
+    """
+    if sample_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid_cursor()
+        return value
+    if not isinstance(value, str) or "\x00" in value:
+        raise _invalid_cursor()
     try:
-        if value is None:
-            return None
         if sample_type is datetime:
-            return datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise _invalid_cursor()
+            return moment
         if sample_type is date:
             return date.fromisoformat(value)
         if sample_type is Decimal:
-            return Decimal(value)
+            number = Decimal(value)
+            if not number.is_finite():
+                raise _invalid_cursor()
+            scale = getattr(column_type, "scale", None)
+            precision = getattr(column_type, "precision", None)
+            if isinstance(scale, int) and number != number.quantize(Decimal(1).scaleb(-scale)):
+                raise _invalid_cursor()
+            if isinstance(precision, int) and len(number.as_tuple().digits) > precision:
+                raise _invalid_cursor()
+            return number
         if sample_type is uuid.UUID:
             return uuid.UUID(value)
         return sample_type(value)
     except (TypeError, ValueError, ArithmeticError):
-        raise ValidationFailed.field("cursor", "invalid cursor") from None
+        raise _invalid_cursor() from None
 
 
 def paginate(
@@ -52,7 +78,7 @@ def paginate(
     """Order by (sort, id) and continue after the cursor. Fetch limit + 1 to know if more exist."""
     if cursor:
         raw_sort, raw_id = decode_cursor(cursor, length=2)
-        sort_value = _load(raw_sort, sort_type)
+        sort_value = _load(raw_sort, sort_type, sort_col.type)
         id_value = _load(raw_id, uuid.UUID)
         if descending:
             stmt = stmt.where(or_(sort_col < sort_value, and_(sort_col == sort_value, id_col < id_value)))

@@ -22,6 +22,6 @@ _UPSERT = text(
 
 
 async def next_value(session: AsyncSession, organization_id: uuid.UUID, series: str, period: str) -> int:
-    org = organization_id.hex if session.bind.dialect.name == "sqlite" else organization_id  # type: ignore[union-attr]
+    org = organization_id.hex if session.bind.dialect.name == "sqlite" else organization_id
     result = await session.execute(_UPSERT, {"org": org, "series": series, "period": period})
     return int(result.scalar_one())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from invoiceflow.core.money import HUNDRED, ZERO, round_money
 
@@ -37,12 +37,23 @@ class Totals:
     total_amount: Decimal
 
 
+# Products and sums are computed exactly: a 16-digit quantity times a 16-digit price needs 32 digits, and
+# the default context (28 digits, half-even) would round before the half-up rounding to the currency.
+_EXACT_DIGITS = 100
+
+
 def line_net(quantity: Decimal, unit_price: Decimal, currency: str) -> Decimal:
     # EN 16931 BT-131: invoice line net amount = quantity x net price, rounded to the currency.
-    return round_money(quantity * unit_price, currency)
+    with localcontext(prec=_EXACT_DIGITS):
+        return round_money(quantity * unit_price, currency)
 
 
 def compute_totals(lines: Sequence[LineInput], currency: str) -> Totals:
+    with localcontext(prec=_EXACT_DIGITS):
+        return _compute_totals(lines, currency)
+
+
+def _compute_totals(lines: Sequence[LineInput], currency: str) -> Totals:
     nets = tuple(line_net(line.quantity, line.unit_price, currency) for line in lines)
     groups: dict[tuple[str, Decimal], Decimal] = {}
     for line, net in zip(lines, nets, strict=True):
@@ -66,3 +77,13 @@ def _sum(values: Iterable[Decimal]) -> Decimal:
     for value in values:
         total += value
     return total
+
+
+# Largest amount any stored total may reach: PostgreSQL NUMERIC(20, 4) and SQLite's scaled 64-bit
+# integers both hold it with room to spare.
+MAX_AMOUNT = Decimal("100000000000000")  # 10^14
+
+
+def within_limits(totals: Totals) -> bool:
+    amounts = [*totals.line_totals, totals.net_amount, totals.vat_amount, totals.total_amount]
+    return all(abs(a) <= MAX_AMOUNT for a in amounts)

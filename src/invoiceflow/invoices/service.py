@@ -22,7 +22,7 @@ from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
 from invoiceflow.core.numbering import format_number, period_for
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.core.sequences import next_value
-from invoiceflow.core.tax import LineInput, Totals, compute_totals
+from invoiceflow.core.tax import MAX_AMOUNT, LineInput, Totals, compute_totals, within_limits
 from invoiceflow.invoices import transitions
 from invoiceflow.invoices.models import Invoice, InvoiceLine
 from invoiceflow.invoices.schemas import (
@@ -131,6 +131,8 @@ def _check_dates(issue: date, due: date, *, today: date | None) -> None:
 def _check_total(totals: Totals) -> None:
     if totals.total_amount <= 0:
         raise ValidationFailed.field("items", "the invoice total must be greater than zero")
+    if not within_limits(totals):
+        raise ValidationFailed.field("items", f"amounts may not exceed {MAX_AMOUNT}")
 
 
 def _build_lines(items: list[InvoiceLineIn], totals: Totals) -> list[InvoiceLine]:
@@ -169,8 +171,18 @@ async def _find_external(session: AsyncSession, org_id: uuid.UUID, external_id: 
 async def _allocate_number(session: AsyncSession, org: Organization, inv: Invoice) -> None:
     """Take the next number. Called last: the counter row is locked from here to COMMIT (ADR 0002)."""
     pattern = org.invoice_number_pattern
-    seq = await next_value(session, org.id, SERIES, period_for(pattern, inv.issue_date))
-    inv.invoice_number = format_number(pattern, inv.issue_date, seq)
+    period = period_for(pattern, inv.issue_date)
+    while True:
+        seq = await next_value(session, org.id, SERIES, period)
+        number = format_number(pattern, inv.issue_date, seq)
+        # After a pattern change (e.g. INV-{YYYY}-{SEQ:05} -> INV-2026-{SEQ:05}) a new counter can
+        # produce numbers already issued under the old one: skip those instead of failing every invoice.
+        taken = await session.execute(
+            select(Invoice.id).where(Invoice.organization_id == org.id, Invoice.invoice_number == number).limit(1)
+        )
+        if taken.first() is None:
+            break
+    inv.invoice_number = number
 
 
 async def create_invoice(

@@ -13,14 +13,14 @@ from sqlalchemy.orm import selectinload
 from invoiceflow.clients.service import get_client
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
-from invoiceflow.core.errors import Conflict, NotFound
+from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import Organization
 from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
 from invoiceflow.core.numbering import format_number, period_for
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.core.sequences import next_value
-from invoiceflow.core.tax import LineInput, compute_totals
+from invoiceflow.core.tax import MAX_AMOUNT, LineInput, compute_totals, within_limits
 from invoiceflow.orders.models import Order, OrderItem
 from invoiceflow.orders.schemas import OrderCreate, OrderFilters, OrderItemRead, OrderRead
 from invoiceflow.orders.transitions import allowed
@@ -61,14 +61,25 @@ def _duplicate(number: str) -> Conflict:
     )
 
 
+async def _number_taken(session: AsyncSession, org_id: uuid.UUID, number: str) -> bool:
+    stmt = select(Order.id).where(Order.organization_id == org_id, Order.order_number == number)
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
 async def create_order(session: AsyncSession, actor: Actor, data: OrderCreate) -> Order:
-    client = await get_client(session, actor, data.client_id)
+    try:
+        client = await get_client(session, actor, data.client_id)
+    except NotFound:
+        # A body field naming a missing client is invalid input, as for invoices (not a missing route).
+        raise ValidationFailed.field("client_id", "client not found", type_="not_found") from None
     org = await session.get(Organization, actor.organization_id)
     assert org is not None
     currency = data.currency or client.currency or org.default_currency
     order_date = data.order_date or utcnow().date()
     lines = [LineInput(i.quantity, i.unit_price, "S" if i.vat_rate > 0 else "Z", i.vat_rate) for i in data.items]
     totals = compute_totals(lines, currency)
+    if not within_limits(totals):
+        raise ValidationFailed.field("items", f"amounts may not exceed {MAX_AMOUNT}")
     if data.order_number is not None:
         exists = await session.execute(
             select(Order.id).where(Order.organization_id == actor.organization_id, Order.order_number == data.order_number)
@@ -106,10 +117,15 @@ async def create_order(session: AsyncSession, actor: Actor, data: OrderCreate) -
         raise _duplicate(order.order_number) from None
     if data.order_number is None:
         # Generated numbers come last: the counter row stays locked until COMMIT (ADR 0002).
-        seq = await next_value(
-            session, actor.organization_id, "order", period_for(org.order_number_pattern, order_date)
-        )
-        order.order_number = format_number(org.order_number_pattern, order_date, seq)
+        period = period_for(org.order_number_pattern, order_date)
+        while True:
+            seq = await next_value(session, actor.organization_id, "order", period)
+            number = format_number(org.order_number_pattern, order_date, seq)
+            # An order number typed in by hand may already hold this value: skip it rather than
+            # failing every later order with a duplicate.
+            if not await _number_taken(session, actor.organization_id, number):
+                break
+        order.order_number = number
     record_event(
         session,
         organization_id=actor.organization_id,
