@@ -26,8 +26,8 @@ def test_two_processes_share_one_key_budget_through_redis(database_url: str, tmp
     if not database_url.startswith("postgresql"):
         pytest.skip("two processes on one SQLite file is not the scale-out mode")
     need_service("Redis", 6379)
-    with redis.Redis.from_url(REDIS_URL) as r:
-        r.flushdb()
+    # No FLUSHDB: other test runs may be counting in this Redis database at the same time. The key is
+    # new, so its counter starts empty (checked below).
 
     env = {"INVOICEFLOW_REDIS_URL": REDIS_URL}
     (tmp_path / "a").mkdir()
@@ -53,6 +53,9 @@ def test_two_processes_share_one_key_budget_through_redis(database_url: str, tmp
             201,
         )
 
+        with redis.Redis.from_url(REDIS_URL) as r:
+            assert list(r.scan_iter(f"invoiceflow:rl:key:{created['id']}:*")) == []
+
         fresh_window(60, need_seconds=10)
         servers = (server_a, server_b)
         for i in range(LIMIT):
@@ -74,21 +77,26 @@ def test_two_processes_share_one_key_budget_through_redis(database_url: str, tmp
 
 
 @pytest.fixture
-def redis_app_client(client: TestClient, database_url: str, data_dir: Path) -> Iterator[TestClient]:
+def peer_address() -> str:
+    """A unique client address (IPv6 documentation range).
+
+    The per-address login counter lives in Redis beyond a test and is shared with any other test run
+    on the same Redis; a fresh address keeps this test's budget its own.
+    """
+    h = uuid.uuid4().hex
+    return f"2001:db8::{h[0:4]}:{h[4:8]}:{h[8:12]}:{h[12:16]}"
+
+
+@pytest.fixture
+def redis_app_client(client: TestClient, database_url: str, data_dir: Path, peer_address: str) -> Iterator[TestClient]:
     """A second app on the same (emptied) database whose limiter is Redis."""
     need_service("Redis", 6379)
-    # Per-account counters are keyed by a fresh email, but the per-address one ("testclient" is the
-    # TestClient's peer address) outlives the test in Redis: start it from zero.
-    with redis.Redis.from_url(REDIS_URL) as r:
-        stale = list(r.scan_iter("invoiceflow:rl:login:ip:testclient:*"))
-        if stale:
-            r.delete(*stale)
     settings = make_settings(database_url, data_dir, redis_url=REDIS_URL)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as redis_client:
-        yield redis_client
+    with TestClient(create_app(settings), raise_server_exceptions=False, client=(peer_address, 50000)) as app_client:
+        yield app_client
 
 
-def test_login_throttling_counts_in_redis(redis_app_client: TestClient) -> None:
+def test_login_throttling_counts_in_redis(redis_app_client: TestClient, peer_address: str) -> None:
     acct = register(redis_app_client)
     fresh_window(900, need_seconds=10)
 
@@ -109,6 +117,9 @@ def test_login_throttling_counts_in_redis(redis_app_client: TestClient) -> None:
         (counter,) = list(rd.scan_iter(f"invoiceflow:rl:login:email:{acct.email}:*"))
         assert int(rd.get(counter) or 0) == 5
         assert 0 < rd.ttl(counter) <= 905
+        # The per-address counter saw all nine failures: a success clears only the account's count.
+        (by_address,) = list(rd.scan_iter(f"invoiceflow:rl:login:ip:{peer_address}:*"))
+        assert int(rd.get(by_address) or 0) == 9
 
 
 def test_an_unreachable_redis_answers_503_not_500(client: TestClient, database_url: str, data_dir: Path) -> None:
