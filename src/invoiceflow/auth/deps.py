@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from invoiceflow.auth.models import ApiKey, AuthSession, User
 from invoiceflow.auth.security import decode_access_token, sha256_hex
@@ -15,7 +15,7 @@ from invoiceflow.core.api import add_response_headers
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Forbidden, TooManyRequests, Unauthorized
-from invoiceflow.core.runtime import RuntimeDep, SessionDep
+from invoiceflow.core.runtime import Runtime, RuntimeDep, SessionDep
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token from /auth/login")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key created at /api-keys")
@@ -86,6 +86,9 @@ async def _actor_from_api_key(
             headers=window.headers(),
         )
     add_response_headers(window.headers())
+    if window.remaining == key.rate_limit_per_minute - 1:
+        # First use in this minute: record it, off the request path (minute resolution is enough).
+        runtime.spawn(_touch_api_key(runtime, key.id))
     return Actor(
         organization_id=key.organization_id,
         user_id=None,
@@ -94,6 +97,12 @@ async def _actor_from_api_key(
         ip_address=ip,
         user_agent=ua,
     )
+
+
+async def _touch_api_key(runtime: Runtime, key_id: uuid.UUID) -> None:
+    async with runtime.db.write_sessions() as session:
+        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+        await session.commit()
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

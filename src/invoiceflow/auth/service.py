@@ -38,6 +38,9 @@ class AuthConfig:
     limiter: Limiter
 
 
+RESET_EMAILS_PER_HOUR = 3
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -236,7 +239,13 @@ async def request_password_reset(
     session: AsyncSession, cfg: AuthConfig, email: str, *, ip: str | None, ua: str | None
 ) -> tuple[User, str] | None:
     """Create a single-use token when the account exists. The caller answers 202 either way."""
-    user = (await session.execute(select(User).where(User.email == normalize_email(email)))).scalar_one_or_none()
+    email = normalize_email(email)
+    # At most a few reset emails per address per hour, so nobody can flood a mailbox through us.
+    # Counted for unknown addresses too, so the answer's timing tells nothing.
+    window = await cfg.limiter.hit(f"reset:{email}", RESET_EMAILS_PER_HOUR, 3600)
+    if not window.allowed:
+        return None
+    user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
     if user is None or not user.is_active:
         return None
     raw = new_secret("ifp_")
@@ -413,6 +422,9 @@ async def update_organization(session: AsyncSession, actor: Actor, data: Organiz
                 validate_pattern(changes[field])
             except PatternError as exc:
                 raise ValidationFailed.field(field, str(exc)) from None
+    changes = {k: v for k, v in changes.items() if getattr(org, k) != v}
+    if not changes:
+        return org
     for field, value in changes.items():
         setattr(org, field, value)
     org.updated_at = utcnow()
