@@ -125,7 +125,7 @@ def _session_client(app_settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(_session_client: TestClient, sync_engine: Engine) -> Iterator[TestClient]:
+def client(_session_client: TestClient, sync_engine: Engine) -> TestClient:
     """A client against an empty database (and fresh in-memory rate-limit counters)."""
     _empty_tables(sync_engine)
     runtime = _session_client.app.state.runtime  # type: ignore[attr-defined]
@@ -135,7 +135,7 @@ def client(_session_client: TestClient, sync_engine: Engine) -> Iterator[TestCli
         runtime.limiter = MemoryLimiter()
     _session_client.headers.clear()
     _session_client.cookies.clear()
-    yield _session_client
+    return _session_client
 
 
 @pytest.fixture

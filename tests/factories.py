@@ -69,7 +69,13 @@ def invoice_payload(client_id: str, **overrides: Any) -> dict[str, Any]:
         "due_date": (today + timedelta(days=30)).isoformat(),
         "currency": "EUR",
         "items": [
-            {"description": "Consulting", "quantity": "3", "unit_code": "HUR", "unit_price": "125.00", "vat_rate": "21"},
+            {
+                "description": "Consulting",
+                "quantity": "3",
+                "unit_code": "HUR",
+                "unit_price": "125.00",
+                "vat_rate": "21",
+            },
             {"description": "Licence", "quantity": "1", "unit_price": "99.99", "vat_rate": "6"},
         ],
     }

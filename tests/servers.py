@@ -36,8 +36,18 @@ def run_server(
         **(extra_env or {}),
     }
     cmd = [
-        sys.executable, "-m", "invoiceflow.cli", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "invoiceflow.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
     ]
     log_path = data_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:

@@ -103,7 +103,9 @@ def users_create(
     name: Annotated[str, typer.Option(prompt=True, help="Display name.")],
     organization: Annotated[str, typer.Option(prompt=True, help="Organisation name (created when new).")],
     admin: Annotated[bool, typer.Option("--admin", help="Give the admin role.")] = False,
-    password: Annotated[str | None, typer.Option(help="Password (asked when omitted).", envvar="INVOICEFLOW_NEW_PASSWORD")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (asked when omitted).", envvar="INVOICEFLOW_NEW_PASSWORD")
+    ] = None,
 ) -> None:
     """Create a user, in an existing organisation or a new one."""
     from pydantic import ValidationError

@@ -36,12 +36,72 @@ DEMO_PASSWORD = "demo-password-123"
 DEMO_ORG = "Demo Trading BV"
 
 CLIENTS = [
-    ("Łódź Logistics Sp. z o.o.", "billing@lodz-logistics.example", "ul. Piotrkowska 104", "90-926", "Łódź", "PL", "PL7251234567", "PLN", "pl"),
-    ("Müller & Söhne GmbH", "rechnung@mueller-soehne.example", "Hauptstraße 12", "80331", "München", "DE", "DE123456789", "EUR", "de"),
-    ("Ærøskøbing Bryghus ApS", "faktura@aeroe-bryghus.example", "Vestergade 5", "5970", "Ærøskøbing", "DK", "DK12345678", "DKK", "da"),
-    ("Brasserie du Parc SRL", "compta@brasserie-parc.example", "Rue Royale 77", "1000", "Bruxelles", "BE", "BE0123456749", "EUR", "fr"),
-    ("Acme Widgets Ltd", "accounts@acme-widgets.example", "1 Market Street", "EC1A 1BB", "London", "GB", "GB123456789", "GBP", "en"),
-    ("Van Dijk Installaties BV", "facturen@vandijk.example", "Keizersgracht 200", "1016 DX", "Amsterdam", "NL", "NL123456789B01", "EUR", "nl"),
+    (
+        "Łódź Logistics Sp. z o.o.",
+        "billing@lodz-logistics.example",
+        "ul. Piotrkowska 104",
+        "90-926",
+        "Łódź",
+        "PL",
+        "PL7251234567",
+        "PLN",
+        "pl",
+    ),
+    (
+        "Müller & Söhne GmbH",
+        "rechnung@mueller-soehne.example",
+        "Hauptstraße 12",
+        "80331",
+        "München",
+        "DE",
+        "DE123456789",
+        "EUR",
+        "de",
+    ),
+    (
+        "Ærøskøbing Bryghus ApS",
+        "faktura@aeroe-bryghus.example",
+        "Vestergade 5",
+        "5970",
+        "Ærøskøbing",
+        "DK",
+        "DK12345678",
+        "DKK",
+        "da",
+    ),
+    (
+        "Brasserie du Parc SRL",
+        "compta@brasserie-parc.example",
+        "Rue Royale 77",
+        "1000",
+        "Bruxelles",
+        "BE",
+        "BE0123456749",
+        "EUR",
+        "fr",
+    ),
+    (
+        "Acme Widgets Ltd",
+        "accounts@acme-widgets.example",
+        "1 Market Street",
+        "EC1A 1BB",
+        "London",
+        "GB",
+        "GB123456789",
+        "GBP",
+        "en",
+    ),
+    (
+        "Van Dijk Installaties BV",
+        "facturen@vandijk.example",
+        "Keizersgracht 200",
+        "1016 DX",
+        "Amsterdam",
+        "NL",
+        "NL123456789B01",
+        "EUR",
+        "nl",
+    ),
 ]
 
 PRODUCTS = [
@@ -108,14 +168,16 @@ async def _demo_org(session: AsyncSession, passwords: Passwords) -> tuple[Organi
 async def load_demo_data(session: AsyncSession, passwords: Passwords, *, invoices: int = 100) -> DemoSummary:
     org, user = await _demo_org(session, passwords)
     actor = Actor(org.id, user.id, None, "admin", "127.0.0.1", "invoiceflow demo-data")
-    rng = random.Random(20261121)
+    rng = random.Random(20261121)  # noqa: S311 - repeatable demo data, not security
 
     clients: list[Client] = []
     created_clients = 0
     for name, email, street, postal, city, country, vat, currency, lang in CLIENTS:
         existing = (
             await session.execute(
-                select(Client).where(Client.organization_id == org.id, Client.email == email, Client.deleted_at.is_(None))
+                select(Client).where(
+                    Client.organization_id == org.id, Client.email == email, Client.deleted_at.is_(None)
+                )
             )
         ).scalar_one_or_none()
         if existing is None:
@@ -137,12 +199,16 @@ async def load_demo_data(session: AsyncSession, passwords: Passwords, *, invoice
     created_orders = 0
     for n in range(1, 11):
         number = f"DEMO-ORD-{n:03d}"
-        found = await session.execute(select(Order.id).where(Order.organization_id == org.id, Order.order_number == number))
+        found = await session.execute(
+            select(Order.id).where(Order.organization_id == org.id, Order.order_number == number)
+        )
         if found.first() is not None:
             continue
         client = clients[n % len(clients)]
         items = [
-            OrderItemIn(product_name=p[0], quantity=Decimal(rng.randint(1, 10)), unit_price=p[2], vat_rate=Decimal("21"))
+            OrderItemIn(
+                product_name=p[0], quantity=Decimal(rng.randint(1, 10)), unit_price=p[2], vat_rate=Decimal("21")
+            )
             for p in rng.sample(PRODUCTS, 2)
         ]
         await create_order(
@@ -192,7 +258,9 @@ async def load_demo_data(session: AsyncSession, passwords: Passwords, *, invoice
             await change_status(session, actor, invoice.id, step)
         created_invoices += 1
 
-    total = (await session.execute(select(func.count()).select_from(Invoice).where(Invoice.organization_id == org.id))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(Invoice).where(Invoice.organization_id == org.id))
+    ).scalar_one()
     return DemoSummary(org.id, created_clients, created_orders, created_invoices, int(total))
 
 
@@ -204,5 +272,3 @@ def _path_to(status: str) -> list[str]:
         "overdue": ["sent", "overdue"],
         "cancelled": ["cancelled"],
     }[status]
-
-

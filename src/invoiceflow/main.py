@@ -15,7 +15,13 @@ from invoiceflow.activity.router import router as activity_router
 from invoiceflow.auth.router import router as auth_router
 from invoiceflow.auth.security import Passwords
 from invoiceflow.clients.router import router as clients_router
-from invoiceflow.core.api import CorrelationIdMiddleware, EnvelopeResponse, envelope, error_response, install_error_handlers
+from invoiceflow.core.api import (
+    CorrelationIdMiddleware,
+    EnvelopeResponse,
+    envelope,
+    error_response,
+    install_error_handlers,
+)
 from invoiceflow.core.db import Database
 from invoiceflow.core.ratelimit import make_limiter
 from invoiceflow.core.runtime import Runtime, RuntimeDep

@@ -41,7 +41,9 @@ def test_largest_allowed_amount_round_trips(client: TestClient) -> None:
 def test_non_json_body_is_415(client: TestClient) -> None:
     acct = register(client)
     r = client.post(
-        "/api/v1/clients", content=b"name=x", headers={**acct.headers, "Content-Type": "application/x-www-form-urlencoded"}
+        "/api/v1/clients",
+        content=b"name=x",
+        headers={**acct.headers, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 415, r.text
     assert r.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"

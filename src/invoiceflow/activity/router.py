@@ -98,7 +98,9 @@ async def list_events(actor: ActorDep, session: SessionDep, f: Annotated[EventFi
         stmt = stmt.where(DomainEvent.resource_id == f.resource_id)
     rows = list((await session.execute(stmt.order_by(DomainEvent.seq).limit(f.limit + 1))).scalars())
     cursor = encode_cursor([rows[f.limit - 1].seq]) if len(rows) > f.limit else None
-    return envelope(EventPage(items=[EventRead.model_validate(r) for r in rows[: f.limit]], next_cursor=cursor, limit=f.limit))
+    return envelope(
+        EventPage(items=[EventRead.model_validate(r) for r in rows[: f.limit]], next_cursor=cursor, limit=f.limit)
+    )
 
 
 @router.get("/audit-logs", response_model=Envelope[AuditPage])
@@ -118,4 +120,6 @@ async def list_audit_logs(actor: AdminDep, session: SessionDep, f: Annotated[Aud
         stmt = stmt.where(AuditLog.actor_user_id == f.actor_user_id)
     rows = list((await session.execute(stmt.order_by(AuditLog.seq.desc()).limit(f.limit + 1))).scalars())
     cursor = encode_cursor([rows[f.limit - 1].seq]) if len(rows) > f.limit else None
-    return envelope(AuditPage(items=[AuditRead.model_validate(r) for r in rows[: f.limit]], next_cursor=cursor, limit=f.limit))
+    return envelope(
+        AuditPage(items=[AuditRead.model_validate(r) for r in rows[: f.limit]], next_cursor=cursor, limit=f.limit)
+    )

@@ -72,8 +72,9 @@ async def _actor_from_api_key(
         raise Unauthorized("Invalid API key", code="INVALID_API_KEY")
     key = (
         await session.execute(
-            select(ApiKey.id, ApiKey.organization_id, ApiKey.rate_limit_per_minute, ApiKey.revoked_at, ApiKey.expires_at)
-            .where(ApiKey.key_hash == sha256_hex(raw))
+            select(
+                ApiKey.id, ApiKey.organization_id, ApiKey.rate_limit_per_minute, ApiKey.revoked_at, ApiKey.expires_at
+            ).where(ApiKey.key_hash == sha256_hex(raw))
         )
     ).one_or_none()
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= utcnow()):

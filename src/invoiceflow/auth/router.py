@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from invoiceflow.auth import service
 from invoiceflow.auth.deps import ActorDep, AdminDep, _bearer, client_ip
+from invoiceflow.auth.models import User
 from invoiceflow.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -37,12 +38,11 @@ from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.errors import Unauthorized
 from invoiceflow.core.mailer import build_message, deliver
 from invoiceflow.core.runtime import Runtime, RuntimeDep, SessionDep, after_commit
-from invoiceflow.auth.models import User
 
 router = APIRouter(prefix="/api/v1")
 
 
-def auth_config(runtime: RuntimeDep) -> service.AuthConfig:
+async def auth_config(runtime: RuntimeDep) -> service.AuthConfig:
     passwords: Passwords = runtime.extras["passwords"]
     return service.AuthConfig(runtime.settings, runtime.secret_key, passwords, runtime.limiter)
 
@@ -185,7 +185,9 @@ async def create_user(
 async def create_api_key(
     data: ApiKeyCreate, actor: AdminDep, session: SessionDep, cfg: ConfigDep, request: Request, key: IdemKey = None
 ) -> Response:
-    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, data.model_dump(mode="json"))
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
     api_key, raw = await service.create_api_key(session, cfg, actor, data)
     out = ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(api_key).model_dump(), "key": raw}).model_dump(
         mode="json"

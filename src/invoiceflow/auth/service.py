@@ -298,7 +298,9 @@ async def confirm_password_reset(
     )
     # A reset ends every existing login of the account.
     await session.execute(
-        update(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None)).values(revoked_at=now)
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     actor = Actor(user.organization_id, user.id, None, user.role, ip, ua)  # type: ignore[arg-type]
     record_event(
@@ -413,7 +415,14 @@ async def get_organization(session: AsyncSession, actor: Actor) -> Organization:
 async def update_organization(session: AsyncSession, actor: Actor, data: OrganizationUpdate) -> Organization:
     org = await get_organization(session, actor)
     changes = data.model_dump(exclude_unset=True)
-    for field in ("name", "default_currency", "payment_terms_days", "invoice_number_pattern", "order_number_pattern", "reminder_policy"):
+    for field in (
+        "name",
+        "default_currency",
+        "payment_terms_days",
+        "invoice_number_pattern",
+        "order_number_pattern",
+        "reminder_policy",
+    ):
         if field in changes and changes[field] is None:
             raise ValidationFailed.field(field, "may not be null")
     for field in ("invoice_number_pattern", "order_number_pattern"):
@@ -437,7 +446,11 @@ async def update_organization(session: AsyncSession, actor: Actor, data: Organiz
         payload={"changed": sorted(changes)},
     )
     record_audit(
-        session, actor, action="organization.update", resource_type="organization", resource_id=org.id,
+        session,
+        actor,
+        action="organization.update",
+        resource_type="organization",
+        resource_id=org.id,
         details={"changed": sorted(changes)},
     )
     await session.flush()

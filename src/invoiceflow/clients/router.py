@@ -21,7 +21,9 @@ IdemKey = Annotated[str | None, idempotency.HEADER]
 async def create_client(
     data: ClientCreate, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
 ) -> Response:
-    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, data.model_dump(mode="json"))
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
     client = await service.create_client(session, actor, data)
     out = ClientRead.model_validate(client).model_dump(mode="json")
     idempotency.complete(record, 201, out)
@@ -29,11 +31,11 @@ async def create_client(
 
 
 @router.get("", response_model=Envelope[ClientPage])
-async def list_clients(
-    actor: ActorDep, session: SessionDep, filters: Annotated[ClientFilters, Query()]
-) -> Response:
+async def list_clients(actor: ActorDep, session: SessionDep, filters: Annotated[ClientFilters, Query()]) -> Response:
     rows, cursor = await service.list_clients(session, actor, filters)
-    return envelope(ClientPage(items=[ClientRead.model_validate(r) for r in rows], next_cursor=cursor, limit=filters.limit))
+    return envelope(
+        ClientPage(items=[ClientRead.model_validate(r) for r in rows], next_cursor=cursor, limit=filters.limit)
+    )
 
 
 @router.get("/{client_id}", response_model=Envelope[ClientRead])

@@ -18,7 +18,9 @@ def _language(value: str) -> str:
     return value
 
 
-Language = Annotated[str, Field(min_length=2, max_length=10, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2})?$"), AfterValidator(_language)]
+Language = Annotated[
+    str, Field(min_length=2, max_length=10, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2})?$"), AfterValidator(_language)
+]
 VatId = Annotated[str, Field(min_length=4, max_length=30, pattern=r"^[A-Z]{2}[A-Za-z0-9+*.]{2,28}$")]
 Scheme = Annotated[str, Field(pattern=r"^[0-9]{4}$", description="Peppol EAS code, e.g. 0208 or 9925")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -16,7 +17,6 @@ from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.records import record_audit, record_event
-from datetime import datetime
 
 
 def _email_conflict(email: str) -> Conflict:
@@ -135,7 +135,11 @@ async def update_client(session: AsyncSession, actor: Actor, client_id: uuid.UUI
         payload={"client_id": str(client.id), "changed": sorted(changes)},
     )
     record_audit(
-        session, actor, action="client.update", resource_type="client", resource_id=client.id,
+        session,
+        actor,
+        action="client.update",
+        resource_type="client",
+        resource_id=client.id,
         details={"changed": sorted(changes)},
     )
     return client

@@ -24,9 +24,7 @@ from invoiceflow.core.idempotency import Replay
 log = logging.getLogger("invoiceflow")
 
 correlation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
-extra_headers_var: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
-    "extra_headers", default=None
-)
+extra_headers_var: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("extra_headers", default=None)
 _CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 T = TypeVar("T")
@@ -203,14 +201,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-            if any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors()):
-                return error_response(
-                    415,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    "Send the request body as application/json",
-                    {"content_type": content_type},
-                )
+        not_json = content_type and content_type != "application/json" and not content_type.endswith("+json")
+        if not_json and any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors()):
+            return error_response(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Send the request body as application/json",
+                {"content_type": content_type},
+            )
         fields = []
         for err in exc.errors():
             loc = err.get("loc", ())

@@ -55,7 +55,9 @@ async def begin(
         except IntegrityError:
             existing = await _load(session, organization_id, key)
             if existing is None:  # pragma: no cover - the winner rolled back; let the client retry
-                raise Conflict("A request with this Idempotency-Key is in progress", code="IDEMPOTENCY_IN_PROGRESS") from None
+                raise Conflict(
+                    "A request with this Idempotency-Key is in progress", code="IDEMPOTENCY_IN_PROGRESS"
+                ) from None
     if existing.request_hash != digest or existing.endpoint != endpoint:
         raise ValidationFailed(
             "Idempotency-Key was already used with a different request",

@@ -37,7 +37,9 @@ def deliver(msg: EmailMessage, *, smtp_url: str | None, outbox_dir: Path) -> str
     parts = urlsplit(smtp_url)
     host = parts.hostname or "localhost"
     if parts.scheme == "smtps":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(host, parts.port or 465, context=ssl.create_default_context(), timeout=30)
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, parts.port or 465, context=ssl.create_default_context(), timeout=30
+        )
     else:
         client = smtplib.SMTP(host, parts.port or 587, timeout=30)
     with client:

@@ -59,3 +59,15 @@ def format_number(pattern: str, issue_date: date, seq: int) -> str:
         return str(seq).zfill(int(width)) if width else str(seq)
 
     return _TOKEN.sub(repl, pattern)
+
+
+def split_pattern(pattern: str, issue_date: date) -> tuple[str, int, str]:
+    """(text before the counter, counter width, text after it), with the date tokens filled in.
+
+    Lets the database format the number in the same statement that takes the counter.
+    """
+    match = next(m for m in _TOKEN.finditer(pattern) if m.group(1) == "SEQ")
+    width = int(match.group(2)) if match.group(2) else 0
+    before = format_number(pattern[: match.start()], issue_date, 0)
+    after = format_number(pattern[match.end() :], issue_date, 0)
+    return before, width, after

@@ -32,7 +32,7 @@ class Runtime:
         task.add_done_callback(self.background.discard)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -43,7 +43,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     Safe methods get a read session; anything else a write session (BEGIN IMMEDIATE on SQLite).
     Work registered in `session.info["after_commit"]` runs once the commit succeeded.
     """
-    runtime = get_runtime(request)
+    runtime: Runtime = request.app.state.runtime
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     factory = runtime.db.write_sessions if write else runtime.db.read_sessions
     async with factory() as session:

@@ -39,8 +39,8 @@ class OutputModel(BaseModel):
 
 def _to_decimal(value: Any) -> Any:
     # Floats are refused: 0.1 as a float is not 0.1, and money must never pass through one.
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("send numbers as decimal strings, e.g. \"12.50\"")
+    if isinstance(value, bool | float):
+        raise ValueError('send numbers as decimal strings, e.g. "12.50"')
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):

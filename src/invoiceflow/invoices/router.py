@@ -28,7 +28,9 @@ IdemKey = Annotated[str | None, idempotency.HEADER]
 async def create_invoice(
     data: InvoiceCreate, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
 ) -> Response:
-    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, data.model_dump(mode="json"))
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
     invoice = await service.create_invoice(session, actor, data)
     out = service.to_read(invoice).model_dump(mode="json")
     idempotency.complete(record, 201, out)

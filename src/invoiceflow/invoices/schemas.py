@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
-
 from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -24,8 +23,16 @@ InvoiceStatus = Literal["draft", "sent", "paid", "overdue", "cancelled"]
 # intra-community, export, not subject to VAT.
 VatCategory = Literal["S", "Z", "E", "AE", "K", "G", "O"]
 SortField = Literal[
-    "created_at", "-created_at", "issue_date", "-issue_date", "due_date", "-due_date",
-    "total_amount", "-total_amount", "invoice_number", "-invoice_number",
+    "created_at",
+    "-created_at",
+    "issue_date",
+    "-issue_date",
+    "due_date",
+    "-due_date",
+    "total_amount",
+    "-total_amount",
+    "invoice_number",
+    "-invoice_number",
 ]
 MAX_LINES = 1000
 

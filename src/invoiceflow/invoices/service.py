@@ -7,10 +7,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+import orjson
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from invoiceflow.clients.models import Client
 from invoiceflow.core.context import Actor
@@ -19,7 +21,7 @@ from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import Organization
 from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
-from invoiceflow.core.numbering import format_number, period_for
+from invoiceflow.core.numbering import format_number, period_for, split_pattern
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.core.sequences import next_value
 from invoiceflow.core.tax import MAX_AMOUNT, LineInput, Totals, compute_totals, within_limits
@@ -42,7 +44,9 @@ SERIES = "invoice"
 
 
 def _totals_of(lines: list[InvoiceLine] | list[InvoiceLineIn], currency: str) -> Totals:
-    return compute_totals([LineInput(ln.quantity, ln.unit_price, ln.vat_category, ln.vat_rate) for ln in lines], currency)
+    return compute_totals(
+        [LineInput(ln.quantity, ln.unit_price, ln.vat_category, ln.vat_rate) for ln in lines], currency
+    )
 
 
 def _summary_fields(inv: Invoice) -> dict[str, Any]:
@@ -93,7 +97,10 @@ def to_read(inv: Invoice) -> InvoiceRead:
         ],
         vat_breakdown=[
             VatBreakdownRead(
-                vat_category=g.vat_category, vat_rate=trim(g.vat_rate), taxable_amount=g.taxable_amount, vat_amount=g.vat_amount
+                vat_category=g.vat_category,
+                vat_rate=trim(g.vat_rate),
+                taxable_amount=g.taxable_amount,
+                vat_amount=g.vat_amount,
             )
             for g in totals.vat_breakdown
         ],
@@ -185,6 +192,80 @@ async def _allocate_number(session: AsyncSession, org: Organization, inv: Invoic
     inv.invoice_number = number
 
 
+# PostgreSQL: counter, number and InvoiceCreated event in ONE statement, the last before COMMIT, so the
+# counter row's lock is held for one round trip (ADR 0002). A number already taken (possible after a
+# pattern change) updates and inserts nothing; the loop then takes the next value.
+_PG_NUMBER_AND_EVENT = text(
+    """
+    WITH seq AS (
+        INSERT INTO number_sequences (organization_id, series, period, last_value)
+        VALUES (:org, :series, :period, 1)
+        ON CONFLICT (organization_id, series, period)
+        DO UPDATE SET last_value = number_sequences.last_value + 1
+        RETURNING last_value
+    ), num AS (
+        SELECT CAST(:before AS text)
+               || CASE WHEN length(last_value::text) >= :width THEN last_value::text
+                       ELSE lpad(last_value::text, :width, '0') END
+               || CAST(:after AS text) AS n
+        FROM seq
+    ), upd AS (
+        UPDATE invoices SET invoice_number = num.n
+        FROM num
+        WHERE invoices.id = :invoice_id
+          AND NOT EXISTS (
+              SELECT 1 FROM invoices taken
+              WHERE taken.organization_id = :org AND taken.invoice_number = num.n
+          )
+        RETURNING invoices.invoice_number
+    )
+    INSERT INTO events (id, organization_id, type, resource_type, resource_id, payload, occurred_at)
+    SELECT :event_id, :org, 'InvoiceCreated', 'invoice', :resource_id,
+           CAST(CAST(:payload AS jsonb) || jsonb_build_object('invoice_number', upd.invoice_number) AS json),
+           :occurred_at
+    FROM upd
+    RETURNING payload ->> 'invoice_number'
+    """
+)
+
+
+async def _number_and_announce(session: AsyncSession, org: Organization, inv: Invoice) -> None:
+    """Give the new invoice its number and record InvoiceCreated, as the transaction's last writes."""
+    if session.bind.dialect.name != "postgresql":
+        await _allocate_number(session, org, inv)
+        record_event(
+            session,
+            organization_id=org.id,
+            type="InvoiceCreated",
+            resource_type="invoice",
+            resource_id=inv.id,
+            payload=_money_payload(inv),
+        )
+        await session.flush()
+        return
+    before, width, after = split_pattern(org.invoice_number_pattern, inv.issue_date)
+    payload = orjson.dumps(_money_payload(inv)).decode()
+    params = {
+        "org": org.id,
+        "series": SERIES,
+        "period": period_for(org.invoice_number_pattern, inv.issue_date),
+        "before": before,
+        "width": width,
+        "after": after,
+        "invoice_id": inv.id,
+        "event_id": uuid.uuid4(),
+        "resource_id": str(inv.id),
+        "payload": payload,
+        "occurred_at": utcnow(),
+    }
+    while True:
+        number = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
+        if number is not None:
+            break
+    # The row was changed behind the ORM's back: tell the identity map, without another round trip.
+    set_committed_value(inv, "invoice_number", number)
+
+
 async def create_invoice(
     session: AsyncSession,
     actor: Actor,
@@ -243,16 +324,7 @@ async def create_invoice(
             if existing is not None:
                 raise duplicate_error(existing, data.external_id) from None
         raise
-    await _allocate_number(session, org, invoice)
-    record_event(
-        session,
-        organization_id=actor.organization_id,
-        type="InvoiceCreated",
-        resource_type="invoice",
-        resource_id=invoice.id,
-        payload=_money_payload(invoice),
-    )
-    await session.flush()
+    await _number_and_announce(session, org, invoice)
     return invoice
 
 
@@ -272,7 +344,7 @@ async def invoice_order(session: AsyncSession, actor: Actor, order_id: uuid.UUID
         raise Conflict("A cancelled order cannot be invoiced", code="ORDER_CANCELLED")
     data = InvoiceCreate(
         client_id=order.client_id,
-        currency=order.currency,  # type: ignore[arg-type]
+        currency=order.currency,
         notes=order.notes,
         buyer_reference=order.order_number,
         items=[
@@ -323,9 +395,7 @@ _SORTS: dict[str, tuple[Any, type]] = {
 }
 
 
-async def list_invoices(
-    session: AsyncSession, actor: Actor, f: InvoiceFilters
-) -> tuple[list[Invoice], str | None]:
+async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) -> tuple[list[Invoice], str | None]:
     stmt = select(Invoice).where(Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None))
     if f.status:
         stmt = stmt.where(Invoice.status == f.status)
@@ -341,9 +411,7 @@ async def list_invoices(
         stmt = stmt.where(Invoice.due_date <= f.due_date_to)
     if f.overdue is not None:
         today = utcnow().date()
-        is_overdue = or_(
-            Invoice.status == "overdue", and_(Invoice.status == "sent", Invoice.due_date < today)
-        )
+        is_overdue = or_(Invoice.status == "overdue", and_(Invoice.status == "sent", Invoice.due_date < today))
         stmt = stmt.where(is_overdue if f.overdue else ~is_overdue)
     if f.min_amount is not None:
         stmt = stmt.where(Invoice.total_amount >= f.min_amount)
@@ -367,8 +435,13 @@ async def list_invoices(
     name = f.sort.lstrip("-")
     col, typ = _SORTS[name]
     stmt = paginate(
-        stmt, sort_col=col, id_col=Invoice.id, sort_type=typ, descending=f.sort.startswith("-"),
-        cursor=f.cursor, limit=f.limit,
+        stmt,
+        sort_col=col,
+        id_col=Invoice.id,
+        sort_type=typ,
+        descending=f.sort.startswith("-"),
+        cursor=f.cursor,
+        limit=f.limit,
     )
     rows = list((await session.execute(stmt)).scalars())
     return next_cursor(rows, limit=f.limit, sort_attr=name)
@@ -398,12 +471,18 @@ async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.U
     if data.currency is not None:
         invoice.currency = data.currency
     if data.items is not None or data.currency is not None:
-        items = data.items if data.items is not None else [InvoiceLineIn.model_validate(_line_in(ln)) for ln in invoice.lines]
+        items = (
+            data.items
+            if data.items is not None
+            else [InvoiceLineIn.model_validate(_line_in(ln)) for ln in invoice.lines]
+        )
         totals = _totals_of(items, invoice.currency)
         _check_total(totals)
         invoice.lines = _build_lines(items, totals)
         invoice.net_amount, invoice.vat_amount, invoice.total_amount = (
-            totals.net_amount, totals.vat_amount, totals.total_amount,
+            totals.net_amount,
+            totals.vat_amount,
+            totals.total_amount,
         )
     invoice.updated_at = utcnow()
     record_event(
@@ -415,7 +494,11 @@ async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.U
         payload={**_money_payload(invoice), "changed": sorted(changes)},
     )
     record_audit(
-        session, actor, action="invoice.update", resource_type="invoice", resource_id=invoice.id,
+        session,
+        actor,
+        action="invoice.update",
+        resource_type="invoice",
+        resource_id=invoice.id,
         details={"changed": sorted(changes)},
     )
     await session.flush()
@@ -457,7 +540,11 @@ async def change_status(session: AsyncSession, actor: Actor, invoice_id: uuid.UU
         payload={**_money_payload(invoice), "from": previous, "to": status},
     )
     record_audit(
-        session, actor, action="invoice.status", resource_type="invoice", resource_id=invoice.id,
+        session,
+        actor,
+        action="invoice.status",
+        resource_type="invoice",
+        resource_id=invoice.id,
         details={"from": previous, "to": status},
     )
     await session.flush()

@@ -21,7 +21,9 @@ IdemKey = Annotated[str | None, idempotency.HEADER]
 async def create_order(
     data: OrderCreate, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
 ) -> Response:
-    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, data.model_dump(mode="json"))
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
     order = await service.create_order(session, actor, data)
     out = service.to_read(order).model_dump(mode="json")
     idempotency.complete(record, 201, out)

@@ -31,7 +31,7 @@ def to_read(order: Order) -> OrderRead:
         id=order.id,
         order_number=order.order_number,
         client_id=order.client_id,
-        status=order.status,  # type: ignore[arg-type]
+        status=order.status,
         order_date=order.order_date,
         currency=order.currency,
         notes=order.notes,
@@ -82,7 +82,9 @@ async def create_order(session: AsyncSession, actor: Actor, data: OrderCreate) -
         raise ValidationFailed.field("items", f"amounts may not exceed {MAX_AMOUNT}")
     if data.order_number is not None:
         exists = await session.execute(
-            select(Order.id).where(Order.organization_id == actor.organization_id, Order.order_number == data.order_number)
+            select(Order.id).where(
+                Order.organization_id == actor.organization_id, Order.order_number == data.order_number
+            )
         )
         if exists.first() is not None:
             raise _duplicate(data.order_number)
@@ -149,8 +151,10 @@ async def create_order(session: AsyncSession, actor: Actor, data: OrderCreate) -
 
 
 async def get_order(session: AsyncSession, actor: Actor, order_id: uuid.UUID, *, for_update: bool = False) -> Order:
-    stmt = select(Order).options(selectinload(Order.items)).where(
-        Order.id == order_id, Order.organization_id == actor.organization_id, Order.deleted_at.is_(None)
+    stmt = (
+        select(Order)
+        .options(selectinload(Order.items))
+        .where(Order.id == order_id, Order.organization_id == actor.organization_id, Order.deleted_at.is_(None))
     )
     if for_update:
         stmt = stmt.with_for_update()
@@ -175,8 +179,13 @@ async def list_orders(session: AsyncSession, actor: Actor, filters: OrderFilters
     if filters.date_to:
         stmt = stmt.where(Order.order_date <= filters.date_to)
     stmt = paginate(
-        stmt, sort_col=Order.created_at, id_col=Order.id, sort_type=datetime, descending=True,
-        cursor=filters.cursor, limit=filters.limit,
+        stmt,
+        sort_col=Order.created_at,
+        id_col=Order.id,
+        sort_type=datetime,
+        descending=True,
+        cursor=filters.cursor,
+        limit=filters.limit,
     )
     rows = list((await session.execute(stmt)).scalars())
     return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
@@ -206,7 +215,11 @@ async def change_status(session: AsyncSession, actor: Actor, order_id: uuid.UUID
         payload={"order_id": str(order.id), "from": previous, "to": status},
     )
     record_audit(
-        session, actor, action="order.status", resource_type="order", resource_id=order.id,
+        session,
+        actor,
+        action="order.status",
+        resource_type="order",
+        resource_id=order.id,
         details={"from": previous, "to": status},
     )
     await session.flush()
@@ -216,7 +229,9 @@ async def change_status(session: AsyncSession, actor: Actor, order_id: uuid.UUID
 async def delete_order(session: AsyncSession, actor: Actor, order_id: uuid.UUID) -> Order:
     order = await get_order(session, actor, order_id, for_update=True)
     if order.invoice_id is not None:
-        raise Conflict("An invoiced order cannot be deleted", code="ORDER_INVOICED", details={"invoice_id": str(order.invoice_id)})
+        raise Conflict(
+            "An invoiced order cannot be deleted", code="ORDER_INVOICED", details={"invoice_id": str(order.invoice_id)}
+        )
     order.deleted_at = utcnow()
     record_event(
         session,
