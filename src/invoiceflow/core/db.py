@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -167,6 +168,9 @@ class Database:
                 pool_pre_ping=False,
             )
             self.read_engine = self.write_engine
+        # SQLite allows one writer. Queueing writers here (FIFO, no polling) beats SQLite's busy
+        # handler, which sleeps up to 100 ms between tries while the lock may already be free.
+        self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self.write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from invoiceflow.core.context import Actor
+from invoiceflow.core.db import utcnow
 from invoiceflow.core.models import AuditLog, DomainEvent
 
 
@@ -32,6 +33,30 @@ def record_event(
     return event
 
 
+def audit_values(
+    actor: Actor,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | str | None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit row as column values, for callers that insert with Core on hot paths."""
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": actor.organization_id,
+        "actor_user_id": actor.user_id,
+        "actor_api_key_id": actor.api_key_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "ip_address": actor.ip_address,
+        "user_agent": (actor.user_agent or "")[:500] or None,
+        "details": details or {},
+        "created_at": utcnow(),
+    }
+
+
 def record_audit(
     session: AsyncSession,
     actor: Actor,
@@ -42,16 +67,7 @@ def record_audit(
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     row = AuditLog(
-        id=uuid.uuid4(),
-        organization_id=actor.organization_id,
-        actor_user_id=actor.user_id,
-        actor_api_key_id=actor.api_key_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
-        ip_address=actor.ip_address,
-        user_agent=(actor.user_agent or "")[:500] or None,
-        details=details or {},
+        **audit_values(actor, action=action, resource_type=resource_type, resource_id=resource_id, details=details)
     )
     session.add(row)
     return row

@@ -45,20 +45,27 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     runtime: Runtime = request.app.state.runtime
     write = request.method not in ("GET", "HEAD", "OPTIONS")
-    factory = runtime.db.write_sessions if write else runtime.db.read_sessions
-    async with factory() as session:
-        session.info["after_commit"] = []
-        try:
-            yield session
-            if write:
-                await session.commit()
-            else:
+    lock = runtime.db.write_lock if write else None
+    if lock is not None:
+        await lock.acquire()
+    try:
+        factory = runtime.db.write_sessions if write else runtime.db.read_sessions
+        async with factory() as session:
+            session.info["after_commit"] = []
+            try:
+                yield session
+                if write:
+                    await session.commit()
+                else:
+                    await session.rollback()
+            except BaseException:
                 await session.rollback()
-        except BaseException:
-            await session.rollback()
-            raise
-        for job in session.info["after_commit"]:
-            runtime.spawn(job())
+                raise
+    finally:
+        if lock is not None:
+            lock.release()
+    for job in session.info["after_commit"]:
+        runtime.spawn(job())
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

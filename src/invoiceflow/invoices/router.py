@@ -28,11 +28,17 @@ IdemKey = Annotated[str | None, idempotency.HEADER]
 async def create_invoice(
     data: InvoiceCreate, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
 ) -> Response:
-    record = await idempotency.begin(
-        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
-    )
+    record = None
+    if key is not None:
+        record = await idempotency.begin(
+            session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+        )
     invoice = await service.create_invoice(session, actor, data)
-    out = service.to_read(invoice).model_dump(mode="json")
+    if record is None:
+        # Commit before rendering: the organisation's number counter stays locked until COMMIT (ADR 0002).
+        await session.commit()
+        return envelope(service.read_json(invoice), status_code=201)
+    out = service.read_json(invoice)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)
 
@@ -40,29 +46,30 @@ async def create_invoice(
 @router.get("/invoices", response_model=Envelope[InvoicePage])
 async def list_invoices(actor: ActorDep, session: SessionDep, filters: Annotated[InvoiceFilters, Query()]) -> Response:
     rows, cursor = await service.list_invoices(session, actor, filters)
-    return envelope(InvoicePage(items=[service.to_summary(i) for i in rows], next_cursor=cursor, limit=filters.limit))
+    page = {"items": [service.summary_json(r) for r in rows], "next_cursor": cursor, "limit": filters.limit}
+    return envelope(page)
 
 
 @router.get("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
 async def get_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Response:
-    return envelope(service.to_read(await service.get_invoice(session, actor, invoice_id)))
+    return envelope(service.read_json(await service.get_invoice(session, actor, invoice_id)))
 
 
 @router.patch("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
 async def update_invoice(invoice_id: uuid.UUID, data: InvoiceUpdate, actor: ActorDep, session: SessionDep) -> Response:
-    return envelope(service.to_read(await service.update_invoice(session, actor, invoice_id, data)))
+    return envelope(service.read_json(await service.update_invoice(session, actor, invoice_id, data)))
 
 
 @router.patch("/invoices/{invoice_id}/status", response_model=Envelope[InvoiceRead])
 async def change_status(
     invoice_id: uuid.UUID, data: InvoiceStatusUpdate, actor: ActorDep, session: SessionDep
 ) -> Response:
-    return envelope(service.to_read(await service.change_status(session, actor, invoice_id, data.status)))
+    return envelope(service.read_json(await service.change_status(session, actor, invoice_id, data.status)))
 
 
 @router.delete("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
 async def delete_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Response:
-    return envelope(service.to_read(await service.delete_invoice(session, actor, invoice_id)))
+    return envelope(service.read_json(await service.delete_invoice(session, actor, invoice_id)))
 
 
 @router.post("/orders/{order_id}/invoice", status_code=201, response_model=Envelope[InvoiceRead], tags=["orders"])
@@ -71,6 +78,6 @@ async def invoice_order(
 ) -> Response:
     record = await idempotency.begin(session, actor.organization_id, key, request.url.path, {})
     invoice = await service.invoice_order(session, actor, order_id)
-    out = service.to_read(invoice).model_dump(mode="json")
+    out = service.read_json(invoice)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)

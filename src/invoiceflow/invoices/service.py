@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import Table, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from invoiceflow.clients.models import Client
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
-from invoiceflow.core.models import Organization
+from invoiceflow.core.models import AuditLog, Organization
 from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
 from invoiceflow.core.numbering import format_number, period_for, split_pattern
-from invoiceflow.core.records import record_audit, record_event
+from invoiceflow.core.records import audit_values, record_audit, record_event
 from invoiceflow.core.sequences import next_value
 from invoiceflow.core.tax import MAX_AMOUNT, LineInput, Totals, compute_totals, within_limits
 from invoiceflow.invoices import transitions
@@ -31,11 +31,7 @@ from invoiceflow.invoices.schemas import (
     InvoiceCreate,
     InvoiceFilters,
     InvoiceLineIn,
-    InvoiceLineRead,
-    InvoiceRead,
-    InvoiceSummary,
     InvoiceUpdate,
-    VatBreakdownRead,
 )
 from invoiceflow.orders.models import Order
 from invoiceflow.orders.service import get_order, transition_conflict
@@ -49,64 +45,74 @@ def _totals_of(lines: list[InvoiceLine] | list[InvoiceLineIn], currency: str) ->
     )
 
 
-def _summary_fields(inv: Invoice) -> dict[str, Any]:
+def _iso(moment: datetime | None) -> str | None:
+    # The same text pydantic writes for an aware UTC datetime.
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def summary_json(inv: Any) -> dict[str, Any]:
+    """The `InvoiceSummary` shape as JSON-ready values, from an Invoice or a row of its columns.
+
+    Built directly (not through the pydantic model) because lists render 50 of these per request;
+    tests check the result against `InvoiceSummary`/`InvoiceRead`.
+    """
     cur = inv.currency
     return {
-        "id": inv.id,
+        "id": str(inv.id),
         "invoice_number": inv.invoice_number,
-        "client_id": inv.client_id,
-        "order_id": inv.order_id,
+        "client_id": str(inv.client_id),
+        "order_id": None if inv.order_id is None else str(inv.order_id),
         "status": inv.status,
-        "issue_date": inv.issue_date,
-        "due_date": inv.due_date,
-        "currency": inv.currency,
-        "net_amount": round_money(inv.net_amount, cur),
-        "vat_amount": round_money(inv.vat_amount, cur),
-        "total_amount": round_money(inv.total_amount, cur),
-        "amount_paid": round_money(inv.amount_paid, cur),
-        "amount_due": round_money(inv.total_amount - inv.amount_paid, cur),
+        "issue_date": inv.issue_date.isoformat(),
+        "due_date": inv.due_date.isoformat(),
+        "currency": cur,
+        "net_amount": str(round_money(inv.net_amount, cur)),
+        "vat_amount": str(round_money(inv.vat_amount, cur)),
+        "total_amount": str(round_money(inv.total_amount, cur)),
+        "amount_paid": str(round_money(inv.amount_paid, cur)),
+        "amount_due": str(round_money(inv.total_amount - inv.amount_paid, cur)),
         "buyer_reference": inv.buyer_reference,
         "external_id": inv.external_id,
         "allowed_transitions": list(transitions.allowed(inv.status)),
-        "created_at": inv.created_at,
-        "updated_at": inv.updated_at,
+        "created_at": _iso(inv.created_at),
+        "updated_at": _iso(inv.updated_at),
     }
 
 
-def to_summary(inv: Invoice) -> InvoiceSummary:
-    return InvoiceSummary(**_summary_fields(inv))
-
-
-def to_read(inv: Invoice) -> InvoiceRead:
-    totals = _totals_of(inv.lines, inv.currency)
-    return InvoiceRead(
-        **_summary_fields(inv),
-        notes=inv.notes,
-        items=[
-            InvoiceLineRead(
-                description=line.description,
-                quantity=trim(line.quantity),
-                unit_code=line.unit_code,
-                unit_price=trim(line.unit_price, minor_unit(inv.currency)),
-                vat_category=line.vat_category,
-                vat_rate=trim(line.vat_rate),
-                vat_exemption_reason=line.vat_exemption_reason,
-                line_total=round_money(line.line_total, inv.currency),
-            )
+def read_json(inv: Invoice) -> dict[str, Any]:
+    """The full `InvoiceRead` shape: summary, lines and the VAT breakdown recomputed from the lines."""
+    cur = inv.currency
+    totals = _totals_of(inv.lines, cur)
+    places = minor_unit(cur)
+    return {
+        **summary_json(inv),
+        "notes": inv.notes,
+        "items": [
+            {
+                "description": line.description,
+                "quantity": str(trim(line.quantity)),
+                "unit_code": line.unit_code,
+                "unit_price": str(trim(line.unit_price, places)),
+                "vat_category": line.vat_category,
+                "vat_rate": str(trim(line.vat_rate)),
+                "vat_exemption_reason": line.vat_exemption_reason,
+                "line_total": str(round_money(line.line_total, cur)),
+            }
             for line in inv.lines
         ],
-        vat_breakdown=[
-            VatBreakdownRead(
-                vat_category=g.vat_category,
-                vat_rate=trim(g.vat_rate),
-                taxable_amount=g.taxable_amount,
-                vat_amount=g.vat_amount,
-            )
+        "vat_breakdown": [
+            {
+                "vat_category": g.vat_category,
+                "vat_rate": str(trim(g.vat_rate)),
+                "taxable_amount": str(g.taxable_amount),
+                "vat_amount": str(g.vat_amount),
+            }
             for g in totals.vat_breakdown
         ],
-        sent_at=inv.sent_at,
-        paid_at=inv.paid_at,
-    )
+        "pdf_url": None,
+        "sent_at": _iso(inv.sent_at),
+        "paid_at": _iso(inv.paid_at),
+    }
 
 
 def _money_payload(inv: Invoice) -> dict[str, Any]:
@@ -119,6 +125,42 @@ def _money_payload(inv: Invoice) -> dict[str, Any]:
         "total_amount": format_amount(inv.total_amount, inv.currency),
         "due_date": inv.due_date.isoformat(),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _NewInvoiceContext:
+    """What creating an invoice needs from its client and its seller, read in one query."""
+
+    client_id: uuid.UUID
+    client_currency: str | None
+    seller_id: uuid.UUID
+    number_pattern: str
+    payment_terms_days: int
+    default_currency: str
+
+
+async def _new_invoice_context(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> _NewInvoiceContext:
+    row = (
+        await session.execute(
+            select(
+                Client.id,
+                Client.currency,
+                Organization.id,
+                Organization.invoice_number_pattern,
+                Organization.payment_terms_days,
+                Organization.default_currency,
+            )
+            .join(Organization, Organization.id == Client.organization_id)
+            .where(
+                Client.id == client_id,
+                Client.organization_id == actor.organization_id,
+                Client.deleted_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise ValidationFailed.field("client_id", "client not found", type_="not_found")
+    return _NewInvoiceContext(*row)
 
 
 async def _live_client(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> Client:
@@ -175,21 +217,19 @@ async def _find_external(session: AsyncSession, org_id: uuid.UUID, external_id: 
     return row.scalar_one_or_none()
 
 
-async def _allocate_number(session: AsyncSession, org: Organization, inv: Invoice) -> None:
-    """Take the next number. Called last: the counter row is locked from here to COMMIT (ADR 0002)."""
-    pattern = org.invoice_number_pattern
+async def _allocate_number(session: AsyncSession, seller_id: uuid.UUID, pattern: str, inv: Invoice) -> str:
+    """Take the next free number (SQLite path; serialised by the write lock)."""
     period = period_for(pattern, inv.issue_date)
     while True:
-        seq = await next_value(session, org.id, SERIES, period)
+        seq = await next_value(session, seller_id, SERIES, period)
         number = format_number(pattern, inv.issue_date, seq)
         # After a pattern change (e.g. INV-{YYYY}-{SEQ:05} -> INV-2026-{SEQ:05}) a new counter can
         # produce numbers already issued under the old one: skip those instead of failing every invoice.
         taken = await session.execute(
-            select(Invoice.id).where(Invoice.organization_id == org.id, Invoice.invoice_number == number).limit(1)
+            select(Invoice.id).where(Invoice.organization_id == seller_id, Invoice.invoice_number == number).limit(1)
         )
         if taken.first() is None:
-            break
-    inv.invoice_number = number
+            return number
 
 
 # PostgreSQL: counter, number and InvoiceCreated event in ONE statement, the last before COMMIT, so the
@@ -229,13 +269,15 @@ _PG_NUMBER_AND_EVENT = text(
 )
 
 
-async def _number_and_announce(session: AsyncSession, org: Organization, inv: Invoice) -> None:
+async def _number_and_announce(session: AsyncSession, seller_id: uuid.UUID, pattern: str, inv: Invoice) -> None:
     """Give the new invoice its number and record InvoiceCreated, as the transaction's last writes."""
     if session.bind.dialect.name != "postgresql":
-        await _allocate_number(session, org, inv)
+        number = await _allocate_number(session, seller_id, pattern, inv)
+        await session.execute(update(Invoice).where(Invoice.id == inv.id).values(invoice_number=number))
+        inv.invoice_number = number
         record_event(
             session,
-            organization_id=org.id,
+            organization_id=seller_id,
             type="InvoiceCreated",
             resource_type="invoice",
             resource_id=inv.id,
@@ -243,27 +285,25 @@ async def _number_and_announce(session: AsyncSession, org: Organization, inv: In
         )
         await session.flush()
         return
-    before, width, after = split_pattern(org.invoice_number_pattern, inv.issue_date)
-    payload = orjson.dumps(_money_payload(inv)).decode()
+    before, width, after = split_pattern(pattern, inv.issue_date)
     params = {
-        "org": org.id,
+        "org": seller_id,
         "series": SERIES,
-        "period": period_for(org.invoice_number_pattern, inv.issue_date),
+        "period": period_for(pattern, inv.issue_date),
         "before": before,
         "width": width,
         "after": after,
         "invoice_id": inv.id,
         "event_id": uuid.uuid4(),
         "resource_id": str(inv.id),
-        "payload": payload,
+        "payload": orjson.dumps(_money_payload(inv)).decode(),
         "occurred_at": utcnow(),
     }
     while True:
-        number = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
-        if number is not None:
+        taken: str | None = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
+        if taken is not None:
             break
-    # The row was changed behind the ORM's back: tell the identity map, without another round trip.
-    set_committed_value(inv, "invoice_number", number)
+    inv.invoice_number = taken
 
 
 async def create_invoice(
@@ -274,15 +314,18 @@ async def create_invoice(
     order: Order | None = None,
     today: date | None = None,
 ) -> Invoice:
-    """`today` is the business date the rules check against (the clock, injectable for back-dated imports)."""
-    client = await _live_client(session, actor, data.client_id)
-    org = await session.get(Organization, actor.organization_id)
-    assert org is not None
+    """Insert a draft invoice with its lines; returns it (not attached to the session).
+
+    `today` is the business date the rules check against (injectable for back-dated imports).
+    This is the hottest write path, so rows go in with Core inserts, and the number is taken by
+    the last statement before COMMIT (ADR 0002).
+    """
+    ctx = await _new_invoice_context(session, actor, data.client_id)
     today = today or utcnow().date()
     issue = data.issue_date or today
-    due = data.due_date or max(issue + timedelta(days=org.payment_terms_days), today)
+    due = data.due_date or max(issue + timedelta(days=ctx.payment_terms_days), today)
     _check_dates(issue, due, today=today)
-    currency = data.currency or client.currency or org.default_currency
+    currency = data.currency or ctx.client_currency or ctx.default_currency
     totals = _totals_of(data.items, currency)
     _check_total(totals)
     if data.order_id is not None and order is None:
@@ -293,11 +336,13 @@ async def create_invoice(
         existing = await _find_external(session, actor.organization_id, data.external_id)
         if existing is not None:
             raise duplicate_error(existing, data.external_id)
+    now = utcnow()
     invoice = Invoice(
         id=uuid.uuid4(),
         organization_id=actor.organization_id,
-        client_id=client.id,
+        client_id=ctx.client_id,
         order_id=order.id if order else None,
+        invoice_number=None,
         status="draft",
         issue_date=issue,
         due_date=due,
@@ -309,23 +354,52 @@ async def create_invoice(
         vat_amount=totals.vat_amount,
         total_amount=totals.total_amount,
         amount_paid=Decimal("0"),
+        sent_at=None,
+        paid_at=None,
+        created_at=now,
+        updated_at=now,
+        deleted_at=None,
         lines=_build_lines(data.items, totals),
     )
-    session.add(invoice)
     if order is not None:
         order.invoice_id = invoice.id
-        order.updated_at = utcnow()
-    record_audit(session, actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
-    try:
+        order.updated_at = now
         await session.flush()
+    try:
+        if data.external_id is not None:
+            # A concurrent twin may win the unique index: keep the transaction usable to report it.
+            async with session.begin_nested():
+                await _insert_rows(session, actor, invoice)
+        else:
+            await _insert_rows(session, actor, invoice)
     except IntegrityError:
         if data.external_id is not None:
             existing = await _find_external(session, actor.organization_id, data.external_id)
             if existing is not None:
                 raise duplicate_error(existing, data.external_id) from None
         raise
-    await _number_and_announce(session, org, invoice)
+    await _number_and_announce(session, ctx.seller_id, ctx.number_pattern, invoice)
     return invoice
+
+
+_INVOICES = cast(Table, Invoice.__table__)
+_LINES = cast(Table, InvoiceLine.__table__)
+_AUDIT = cast(Table, AuditLog.__table__)
+_INVOICE_COLUMNS = tuple(c.key for c in _INVOICES.columns)
+_LINE_COLUMNS = tuple(c.key for c in _LINES.columns)
+
+
+async def _insert_rows(session: AsyncSession, actor: Actor, invoice: Invoice) -> None:
+    await session.execute(insert(_INVOICES).values({k: getattr(invoice, k) for k in _INVOICE_COLUMNS}))
+    await session.execute(
+        insert(_LINES),
+        [{k: getattr(line, k) for k in _LINE_COLUMNS} | {"invoice_id": invoice.id} for line in invoice.lines],
+    )
+    await session.execute(
+        insert(_AUDIT).values(
+            audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
+        )
+    )
 
 
 def _already_invoiced(order: Order) -> Conflict:
@@ -395,8 +469,32 @@ _SORTS: dict[str, tuple[Any, type]] = {
 }
 
 
-async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) -> tuple[list[Invoice], str | None]:
-    stmt = select(Invoice).where(Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None))
+# The columns a list row shows: selected as plain rows, no ORM identity map on the list path.
+_SUMMARY_COLUMNS = (
+    Invoice.id,
+    Invoice.invoice_number,
+    Invoice.client_id,
+    Invoice.order_id,
+    Invoice.status,
+    Invoice.issue_date,
+    Invoice.due_date,
+    Invoice.currency,
+    Invoice.net_amount,
+    Invoice.vat_amount,
+    Invoice.total_amount,
+    Invoice.amount_paid,
+    Invoice.buyer_reference,
+    Invoice.external_id,
+    Invoice.created_at,
+    Invoice.updated_at,
+)
+
+
+async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) -> tuple[list[Any], str | None]:
+    """Rows with the summary columns (render with `summary_json`) and the next cursor."""
+    stmt = select(*_SUMMARY_COLUMNS).where(
+        Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None)
+    )
     if f.status:
         stmt = stmt.where(Invoice.status == f.status)
     if f.client_id:
@@ -443,7 +541,7 @@ async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) 
         cursor=f.cursor,
         limit=f.limit,
     )
-    rows = list((await session.execute(stmt)).scalars())
+    rows = list((await session.execute(stmt)).all())
     return next_cursor(rows, limit=f.limit, sort_attr=name)
 
 
