@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from invoiceflow.auth.models import ApiKey, AuthSession, User
 from invoiceflow.auth.security import decode_access_token, sha256_hex
@@ -19,6 +19,17 @@ from invoiceflow.core.runtime import Runtime, RuntimeDep, SessionDep
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token from /auth/login")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key created at /api-keys")
+
+
+# Built once: these run on every request, and building SQL expressions costs more than running them.
+_SESSION_QUERY = (
+    select(User.organization_id, User.role, User.is_active, AuthSession.revoked_at)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+_API_KEY_QUERY = select(
+    ApiKey.id, ApiKey.organization_id, ApiKey.rate_limit_per_minute, ApiKey.revoked_at, ApiKey.expires_at
+).where(ApiKey.key_hash == bindparam("key_hash"))
 
 
 def client_ip(request: Request) -> str | None:
@@ -46,13 +57,7 @@ async def current_actor(
         session_id = uuid.UUID(claims["sid"])
     except (ValueError, TypeError):
         raise Unauthorized("Invalid access token", code="INVALID_TOKEN") from None
-    row = (
-        await session.execute(
-            select(User.organization_id, User.role, User.is_active, AuthSession.revoked_at)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == user_id, AuthSession.id == session_id)
-        )
-    ).one_or_none()
+    row = (await session.execute(_SESSION_QUERY, {"user_id": user_id, "session_id": session_id})).one_or_none()
     if row is None or not row.is_active or row.revoked_at is not None:
         raise Unauthorized("Session ended; log in again", code="INVALID_TOKEN")
     return Actor(

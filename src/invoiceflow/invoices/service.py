@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -139,25 +139,27 @@ class _NewInvoiceContext:
     default_currency: str
 
 
+_CONTEXT_QUERY = (
+    select(
+        Client.id,
+        Client.currency,
+        Organization.id,
+        Organization.invoice_number_pattern,
+        Organization.payment_terms_days,
+        Organization.default_currency,
+    )
+    .join(Organization, Organization.id == Client.organization_id)
+    .where(
+        Client.id == bindparam("client_id"),
+        Client.organization_id == bindparam("organization_id"),
+        Client.deleted_at.is_(None),
+    )
+)
+
+
 async def _new_invoice_context(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> _NewInvoiceContext:
-    row = (
-        await session.execute(
-            select(
-                Client.id,
-                Client.currency,
-                Organization.id,
-                Organization.invoice_number_pattern,
-                Organization.payment_terms_days,
-                Organization.default_currency,
-            )
-            .join(Organization, Organization.id == Client.organization_id)
-            .where(
-                Client.id == client_id,
-                Client.organization_id == actor.organization_id,
-                Client.deleted_at.is_(None),
-            )
-        )
-    ).one_or_none()
+    params = {"client_id": client_id, "organization_id": actor.organization_id}
+    row = (await session.execute(_CONTEXT_QUERY, params)).one_or_none()
     if row is None:
         raise ValidationFailed.field("client_id", "client not found", type_="not_found")
     return _NewInvoiceContext(*row)
@@ -387,18 +389,19 @@ _LINES = cast(Table, InvoiceLine.__table__)
 _AUDIT = cast(Table, AuditLog.__table__)
 _INVOICE_COLUMNS = tuple(c.key for c in _INVOICES.columns)
 _LINE_COLUMNS = tuple(c.key for c in _LINES.columns)
+_INSERT_INVOICE = insert(_INVOICES)
+_INSERT_LINE = insert(_LINES)
+_INSERT_AUDIT = insert(_AUDIT)
 
 
 async def _insert_rows(session: AsyncSession, actor: Actor, invoice: Invoice) -> None:
-    await session.execute(insert(_INVOICES).values({k: getattr(invoice, k) for k in _INVOICE_COLUMNS}))
+    await session.execute(_INSERT_INVOICE, {k: getattr(invoice, k) for k in _INVOICE_COLUMNS})
     await session.execute(
-        insert(_LINES),
+        _INSERT_LINE,
         [{k: getattr(line, k) for k in _LINE_COLUMNS} | {"invoice_id": invoice.id} for line in invoice.lines],
     )
     await session.execute(
-        insert(_AUDIT).values(
-            audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
-        )
+        _INSERT_AUDIT, audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
     )
 
 
