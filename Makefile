@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/invoiceflow demo-data --invoices $(DEMO_INVOICES)
 	$(BIN)/invoiceflow serve --host 127.0.0.1 --port $(PORT)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
