@@ -81,7 +81,6 @@ def _decimal_out(value: Decimal) -> str:
 
 _DEC_SCHEMA = WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["12.50"]})
 
-DecimalIn = Annotated[Decimal, BeforeValidator(_to_decimal), _DEC_SCHEMA]
 Quantity = Annotated[
     Decimal, BeforeValidator(_to_decimal), _max_places(6), Field(gt=0, le=Decimal("1000000000")), _DEC_SCHEMA
 ]
@@ -123,11 +122,3 @@ class Address(InputModel):
     postal_code: Annotated[str | None, Field(max_length=20)] = None
     region: Annotated[str | None, Field(max_length=100)] = None
     country: CountryCode
-
-
-class Page(BaseModel):
-    """A page of a cursor-paginated list."""
-
-    items: list[Any]
-    next_cursor: str | None
-    limit: int
