@@ -166,7 +166,9 @@ class Database:
                 max_overflow=max_overflow,
                 pool_pre_ping=False,
             )
-            self.read_engine = self.write_engine
+            # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a request that only reads.
+            # The pool is shared; SQLAlchemy resets the isolation level when a connection is returned.
+            self.read_engine = self.write_engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite allows one writer. Queueing writers here (FIFO, no polling) beats SQLite's busy
         # handler, which sleeps up to 100 ms between tries while the lock may already be free.
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
@@ -175,5 +177,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
+        if self.is_sqlite:
             await self.read_engine.dispose()
