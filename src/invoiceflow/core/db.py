@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,9 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+_NO_OFFSET = timedelta(0)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp; SQLite has no time zones, so values are stored and read as UTC."""
 
@@ -51,7 +54,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        # asyncpg already returns UTC; converting is needed only for other offsets.
+        return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
 
 
 class Amount(TypeDecorator[Decimal]):
@@ -92,8 +98,9 @@ class Amount(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / self._factor).quantize(self._quantum)
-        return Decimal(value)
+            # Exact: an integer scaled by a power of ten is a Decimal with that exponent.
+            return Decimal(int(value)).scaleb(-self.scale)
+        return value if type(value) is Decimal else Decimal(value)
 
     @property
     def python_type(self) -> type[Decimal]:
