@@ -40,7 +40,8 @@ def minor_unit(currency: str) -> int:
 
 
 @lru_cache(maxsize=512)
-def _quantum(currency: str) -> Decimal:
+def money_quantum(currency: str) -> Decimal:
+    """The currency's smallest unit as a Decimal exponent (EUR 0.01, JPY 1, BHD 0.001)."""
     return Decimal(1).scaleb(-minor_unit(currency))
 
 
@@ -48,7 +49,7 @@ def round_money(value: Decimal, currency: str) -> Decimal:
     """Round half-up (away from zero on .5) to the currency's minor unit."""
     if not isinstance(value, Decimal):
         raise TypeError(f"money must be Decimal, got {type(value).__name__}")
-    return value.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+    return value.quantize(money_quantum(currency), rounding=ROUND_HALF_UP)
 
 
 def format_amount(value: Decimal, currency: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 import orjson
@@ -20,7 +20,7 @@ from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import AuditLog, Organization
-from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
+from invoiceflow.core.money import format_amount, minor_unit, money_quantum, round_money, trim
 from invoiceflow.core.numbering import format_number, period_for, split_pattern
 from invoiceflow.core.records import audit_values, record_audit, record_event
 from invoiceflow.core.sequences import next_value
@@ -57,6 +57,8 @@ def summary_json(inv: Any) -> dict[str, Any]:
     tests check the result against `InvoiceSummary`/`InvoiceRead`.
     """
     cur = inv.currency
+    step = money_quantum(cur)
+    total, paid = inv.total_amount, inv.amount_paid
     return {
         "id": str(inv.id),
         "invoice_number": inv.invoice_number,
@@ -66,11 +68,11 @@ def summary_json(inv: Any) -> dict[str, Any]:
         "issue_date": inv.issue_date.isoformat(),
         "due_date": inv.due_date.isoformat(),
         "currency": cur,
-        "net_amount": str(round_money(inv.net_amount, cur)),
-        "vat_amount": str(round_money(inv.vat_amount, cur)),
-        "total_amount": str(round_money(inv.total_amount, cur)),
-        "amount_paid": str(round_money(inv.amount_paid, cur)),
-        "amount_due": str(round_money(inv.total_amount - inv.amount_paid, cur)),
+        "net_amount": str(inv.net_amount.quantize(step, ROUND_HALF_UP)),
+        "vat_amount": str(inv.vat_amount.quantize(step, ROUND_HALF_UP)),
+        "total_amount": str(total.quantize(step, ROUND_HALF_UP)),
+        "amount_paid": str(paid.quantize(step, ROUND_HALF_UP)),
+        "amount_due": str((total - paid).quantize(step, ROUND_HALF_UP)),
         "buyer_reference": inv.buyer_reference,
         "external_id": inv.external_id,
         "allowed_transitions": list(transitions.allowed(inv.status)),
