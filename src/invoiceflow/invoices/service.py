@@ -21,9 +21,9 @@ from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import AuditLog, Organization
 from invoiceflow.core.money import format_amount, minor_unit, money_quantum, round_money, trim
-from invoiceflow.core.numbering import format_number, period_for, split_pattern
+from invoiceflow.core.numbering import period_for, split_pattern
 from invoiceflow.core.records import audit_values, record_audit, record_event
-from invoiceflow.core.sequences import next_value
+from invoiceflow.core.sequences import next_free_number
 from invoiceflow.core.tax import MAX_AMOUNT, LineInput, Totals, compute_totals, within_limits
 from invoiceflow.invoices import transitions
 from invoiceflow.invoices.models import Invoice, InvoiceLine
@@ -221,19 +221,9 @@ async def _find_external(session: AsyncSession, org_id: uuid.UUID, external_id: 
     return row.scalar_one_or_none()
 
 
-async def _allocate_number(session: AsyncSession, seller_id: uuid.UUID, pattern: str, inv: Invoice) -> str:
-    """Take the next free number (SQLite path; serialised by the write lock)."""
-    period = period_for(pattern, inv.issue_date)
-    while True:
-        seq = await next_value(session, seller_id, SERIES, period)
-        number = format_number(pattern, inv.issue_date, seq)
-        # After a pattern change (e.g. INV-{YYYY}-{SEQ:05} -> INV-2026-{SEQ:05}) a new counter can
-        # produce numbers already issued under the old one: skip those instead of failing every invoice.
-        taken = await session.execute(
-            select(Invoice.id).where(Invoice.organization_id == seller_id, Invoice.invoice_number == number).limit(1)
-        )
-        if taken.first() is None:
-            return number
+async def _number_taken(session: AsyncSession, seller_id: uuid.UUID, number: str) -> bool:
+    stmt = select(Invoice.id).where(Invoice.organization_id == seller_id, Invoice.invoice_number == number)
+    return (await session.execute(stmt.limit(1))).first() is not None
 
 
 # PostgreSQL: counter, number and InvoiceCreated event in ONE statement, the last before COMMIT, so the
@@ -276,7 +266,11 @@ _PG_NUMBER_AND_EVENT = text(
 async def _number_and_announce(session: AsyncSession, seller_id: uuid.UUID, pattern: str, inv: Invoice) -> None:
     """Give the new invoice its number and record InvoiceCreated, as the transaction's last writes."""
     if session.bind.dialect.name != "postgresql":
-        number = await _allocate_number(session, seller_id, pattern, inv)
+        # SQLite: writers are serialised by the process's write lock, so plain statements will do.
+        async def taken(candidate: str) -> bool:
+            return await _number_taken(session, seller_id, candidate)
+
+        number = await next_free_number(session, seller_id, SERIES, pattern, inv.issue_date, taken)
         await session.execute(update(Invoice).where(Invoice.id == inv.id).values(invoice_number=number))
         inv.invoice_number = number
         record_event(
@@ -303,11 +297,10 @@ async def _number_and_announce(session: AsyncSession, seller_id: uuid.UUID, patt
         "payload": orjson.dumps(_money_payload(inv)).decode(),
         "occurred_at": utcnow(),
     }
-    while True:
-        taken: str | None = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
-        if taken is not None:
-            break
-    inv.invoice_number = taken
+    assigned: str | None = None
+    while assigned is None:
+        assigned = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
+    inv.invoice_number = assigned
 
 
 async def create_invoice(

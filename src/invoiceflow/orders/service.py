@@ -17,9 +17,8 @@ from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import Organization
 from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
-from invoiceflow.core.numbering import format_number, period_for
 from invoiceflow.core.records import record_audit, record_event
-from invoiceflow.core.sequences import next_value
+from invoiceflow.core.sequences import next_free_number
 from invoiceflow.core.tax import MAX_AMOUNT, LineInput, compute_totals, within_limits
 from invoiceflow.orders.models import Order, OrderItem
 from invoiceflow.orders.schemas import OrderCreate, OrderFilters, OrderItemRead, OrderRead
@@ -119,15 +118,14 @@ async def create_order(session: AsyncSession, actor: Actor, data: OrderCreate) -
         raise _duplicate(order.order_number) from None
     if data.order_number is None:
         # Generated numbers come last: the counter row stays locked until COMMIT (ADR 0002).
-        period = period_for(org.order_number_pattern, order_date)
-        while True:
-            seq = await next_value(session, actor.organization_id, "order", period)
-            number = format_number(org.order_number_pattern, order_date, seq)
-            # An order number typed in by hand may already hold this value: skip it rather than
-            # failing every later order with a duplicate.
-            if not await _number_taken(session, actor.organization_id, number):
-                break
-        order.order_number = number
+        org_id = actor.organization_id
+
+        async def taken(number: str) -> bool:
+            return await _number_taken(session, org_id, number)
+
+        order.order_number = await next_free_number(
+            session, org_id, "order", org.order_number_pattern, order_date, taken
+        )
     record_event(
         session,
         organization_id=actor.organization_id,
