@@ -162,32 +162,27 @@ def count_rows(engine: Any, table: str) -> int:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def event_rows(engine: Any, *, type: str | None = None, resource_id: str | None = None) -> list[Any]:
-    """Rows of the event log (oldest first), optionally of one type and resource."""
+def _log_rows(engine: Any, model: Any, **filters: str | None) -> list[Any]:
+    """Rows of the event or audit log, oldest first, filtered on the given columns when not None."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from invoiceflow.core.models import DomainEvent
-
-    stmt = select(DomainEvent).order_by(DomainEvent.seq)
-    if type is not None:
-        stmt = stmt.where(DomainEvent.type == type)
-    if resource_id is not None:
-        stmt = stmt.where(DomainEvent.resource_id == resource_id)
+    stmt = select(model).order_by(model.seq)
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(getattr(model, column) == value)
     with Session(engine) as session:
         return list(session.scalars(stmt))
+
+
+def event_rows(engine: Any, *, type: str | None = None, resource_id: str | None = None) -> list[Any]:
+    """Rows of the event log (oldest first), optionally of one type and resource."""
+    from invoiceflow.core.models import DomainEvent
+
+    return _log_rows(engine, DomainEvent, type=type, resource_id=resource_id)
 
 
 def audit_rows(engine: Any, *, action: str | None = None, resource_id: str | None = None) -> list[Any]:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
     from invoiceflow.core.models import AuditLog
 
-    stmt = select(AuditLog).order_by(AuditLog.seq)
-    if action is not None:
-        stmt = stmt.where(AuditLog.action == action)
-    if resource_id is not None:
-        stmt = stmt.where(AuditLog.resource_id == resource_id)
-    with Session(engine) as session:
-        return list(session.scalars(stmt))
+    return _log_rows(engine, AuditLog, action=action, resource_id=resource_id)
