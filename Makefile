@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py
 
 services:
+	bash .ci/system-packages.sh
 	bash .ci/services.sh
 
 clean:
