@@ -7,5 +7,6 @@ def load_all() -> None:
     import invoiceflow.auth.models
     import invoiceflow.clients.models
     import invoiceflow.core.models
+    import invoiceflow.documents.models
     import invoiceflow.invoices.models
     import invoiceflow.orders.models  # noqa: F401

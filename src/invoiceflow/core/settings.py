@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     redis_url: str | None = None
     storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_sse: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = None
+    s3_kms_key_id: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     smtp_url: str | None = None
     rabbitmq_url: str | None = None
     einvoice_rules_dir: Path | None = None
@@ -44,6 +50,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_invoice_lines: int = Field(default=1000, ge=1)
+    # S3 caps a SigV4 presigned URL at 7 days; links are meant to be short-lived.
+    download_url_ttl_seconds: int = Field(default=900, ge=30, le=7 * 86400)
+    pdf_page_size: Literal["A4", "LETTER"] = "A4"
 
     @field_validator("database_url")
     @classmethod
