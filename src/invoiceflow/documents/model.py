@@ -1,0 +1,348 @@
+"""The document model: one immutable picture of an invoice that every renderer (PDF, Excel, UBL, CII) reads.
+
+Renderers never look at the database or recompute money themselves: the totals here come from
+`core.tax.compute_totals` and `core.money`, the same functions the API uses, so a PDF cannot show a cent
+more or less than the API. `build_document` refuses rows whose stored totals disagree with their lines
+rather than print a document that contradicts the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from invoiceflow.core.money import ZERO, minor_unit, round_money, trim
+from invoiceflow.core.tax import LineInput, compute_totals
+
+DocumentKind = Literal["invoice", "credit_note"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Party:
+    name: str
+    legal_name: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    vat_id: str | None = None
+    company_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    electronic_address_scheme: str | None = None  # Peppol EAS, e.g. "0208"
+    electronic_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentLine:
+    position: int
+    description: str
+    quantity: Decimal
+    unit_code: str  # UN/ECE recommendation 20, e.g. "C62" (one), "HUR" (hour)
+    unit_price: Decimal
+    vat_category: str  # UNCL5305: S, Z, E, AE, K, G, O
+    vat_rate: Decimal  # percent: Decimal("21")
+    net_amount: Decimal
+    vat_exemption_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllowanceCharge:
+    """A document-level allowance (discount) or charge (EN 16931 BG-20 / BG-21)."""
+
+    is_charge: bool
+    amount: Decimal
+    reason: str | None
+    vat_category: str
+    vat_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VatBreakdown:
+    vat_category: str
+    vat_rate: Decimal
+    taxable_amount: Decimal
+    tax_amount: Decimal
+    exemption_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceDocument:
+    kind: DocumentKind
+    number: str
+    issue_date: date
+    due_date: date | None
+    currency: str
+    language: str
+    seller: Party
+    buyer: Party
+    ship_to: Party | None
+    buyer_reference: str | None
+    order_reference: str | None
+    preceding_invoice_number: str | None
+    iban: str | None
+    bic: str | None
+    payment_reference: str | None
+    payment_terms: str | None
+    notes: str | None
+    lines: tuple[DocumentLine, ...]
+    allowances_charges: tuple[AllowanceCharge, ...]
+    vat_breakdown: tuple[VatBreakdown, ...]
+    line_total: Decimal  # EN 16931 BT-106: sum of line net amounts
+    allowance_total: Decimal  # BT-107
+    charge_total: Decimal  # BT-108
+    net_total: Decimal  # BT-109: total without VAT
+    vat_total: Decimal  # BT-110
+    gross_total: Decimal  # BT-112: total with VAT
+    prepaid_amount: Decimal  # BT-113
+    amount_due: Decimal  # BT-115
+    status: str
+    logo: bytes | None = None  # PNG or JPEG
+
+
+class TotalsMismatchError(ValueError):
+    """The stored totals of an invoice disagree with the totals of its lines: a data bug, never rendered."""
+
+
+_MISSING: Any = object()
+
+
+def _get(source: object, name: str, default: Any = _MISSING) -> Any:
+    """Read `name` from a mapping or an object alike (ORM rows, SimpleNamespace, JSON dicts)."""
+    if isinstance(source, Mapping):
+        if default is _MISSING:
+            return source[name]
+        return source.get(name, default)
+    if default is _MISSING:
+        return getattr(source, name)
+    return getattr(source, name, default)
+
+
+def _text(source: object, name: str) -> str | None:
+    """An optional text field; blank strings count as absent so renderers need only one check."""
+    value = _get(source, name, None)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    # ADR 0003: a float cannot hold 0.1, so it is refused here as everywhere else.
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        return Decimal(value)
+    raise TypeError(f"{field} must be a Decimal, got {type(value).__name__}")
+
+
+def _address_party(name: str, address: object | None, fallback_country: str | None) -> dict[str, Any]:
+    address = address or {}
+    return {
+        "name": name,
+        "line1": _text(address, "line1"),
+        "line2": _text(address, "line2"),
+        "city": _text(address, "city"),
+        "postal_code": _text(address, "postal_code"),
+        "region": _text(address, "region"),
+        "country": _text(address, "country") or fallback_country,
+    }
+
+
+def _buyer(client: object) -> Party:
+    name = str(_get(client, "name"))
+    return Party(
+        **_address_party(name, _get(client, "address", None), _text(client, "country")),
+        vat_id=_text(client, "vat_id"),
+        company_id=_text(client, "company_id"),
+        email=_text(client, "email"),
+        phone=_text(client, "phone"),
+        electronic_address_scheme=_text(client, "electronic_address_scheme"),
+        electronic_address=_text(client, "electronic_address"),
+    )
+
+
+def _ship_to(client: object) -> Party | None:
+    shipping = _get(client, "shipping_address", None)
+    if not shipping:
+        return None
+    return Party(**_address_party(str(_get(client, "name")), shipping, _text(client, "country")))
+
+
+def _seller(org: object) -> Party:
+    return Party(
+        name=str(_get(org, "name")),
+        legal_name=_text(org, "legal_name"),
+        line1=_text(org, "address_line1"),
+        line2=_text(org, "address_line2"),
+        city=_text(org, "city"),
+        postal_code=_text(org, "postal_code"),
+        region=_text(org, "region"),
+        country=_text(org, "country"),
+        vat_id=_text(org, "vat_id"),
+        company_id=_text(org, "company_id"),
+        email=_text(org, "email"),
+        phone=_text(org, "phone"),
+        electronic_address_scheme=_text(org, "electronic_address_scheme"),
+        electronic_address=_text(org, "electronic_address"),
+    )
+
+
+def _check(label: str, stored: Any, computed: Decimal, currency: str) -> None:
+    if stored is None:
+        return
+    shown = round_money(_decimal(stored, label), currency)
+    if shown != computed:
+        raise TotalsMismatchError(f"{label}: stored {shown} but the lines give {computed}")
+
+
+def build_document(
+    invoice_row: object,
+    lines_rows: Iterable[object],
+    client_row: object,
+    org_row: object,
+    *,
+    order_number: str | None = None,
+    logo: bytes | None = None,
+) -> InvoiceDocument:
+    """The document for an invoice, from its rows (ORM objects or plain mappings with the same names).
+
+    Optional attributes that later features add (`kind`, `preceding_invoice_number`, `payment_reference`)
+    are read when present. Values are stored in the form the API shows them (quantities and rates without
+    trailing zeros, amounts with the currency's decimals), so equal invoices give equal checksums.
+
+    Raises TotalsMismatchError when the invoice's stored totals or line totals disagree with its lines.
+    """
+    currency = str(_get(invoice_row, "currency"))
+    places = minor_unit(currency)
+    rows = list(lines_rows)
+    if all(_get(row, "position", None) is not None for row in rows):
+        rows.sort(key=lambda row: int(_get(row, "position")))
+    inputs = [
+        LineInput(
+            quantity=_decimal(_get(row, "quantity"), "quantity"),
+            unit_price=_decimal(_get(row, "unit_price"), "unit_price"),
+            vat_category=str(_get(row, "vat_category")),
+            vat_rate=_decimal(_get(row, "vat_rate"), "vat_rate"),
+        )
+        for row in rows
+    ]
+    totals = compute_totals(inputs, currency)
+
+    lines: list[DocumentLine] = []
+    reasons: dict[tuple[str, Decimal], str] = {}
+    for index, (row, item, net) in enumerate(zip(rows, inputs, totals.line_totals, strict=True), start=1):
+        _check(f"line {index} line_total", _get(row, "line_total", None), net, currency)
+        reason = _text(row, "vat_exemption_reason")
+        if reason is not None:
+            reasons.setdefault((item.vat_category, item.vat_rate.normalize()), reason)
+        lines.append(
+            DocumentLine(
+                position=int(_get(row, "position", None) or index),
+                description=str(_get(row, "description")),
+                quantity=trim(item.quantity),
+                unit_code=_text(row, "unit_code") or "C62",
+                unit_price=trim(item.unit_price, places),
+                vat_category=item.vat_category,
+                vat_rate=trim(item.vat_rate),
+                vat_exemption_reason=reason,
+                net_amount=net,
+            )
+        )
+    breakdown = tuple(
+        VatBreakdown(
+            vat_category=group.vat_category,
+            vat_rate=trim(group.vat_rate),
+            taxable_amount=group.taxable_amount,
+            tax_amount=group.vat_amount,
+            exemption_reason=reasons.get((group.vat_category, group.vat_rate.normalize())),
+        )
+        for group in totals.vat_breakdown
+    )
+
+    _check("net_amount", _get(invoice_row, "net_amount", None), totals.net_amount, currency)
+    _check("vat_amount", _get(invoice_row, "vat_amount", None), totals.vat_amount, currency)
+    _check("total_amount", _get(invoice_row, "total_amount", None), totals.total_amount, currency)
+    total = _decimal(_get(invoice_row, "total_amount", None) or totals.total_amount, "total_amount")
+    paid = _decimal(_get(invoice_row, "amount_paid", None) or ZERO, "amount_paid")
+    no_adjustment = round_money(ZERO, currency)
+    number = _text(invoice_row, "invoice_number") or ""
+    kind: DocumentKind
+    match _get(invoice_row, "kind", None) or "invoice":
+        case "invoice":
+            kind = "invoice"
+        case "credit_note":
+            kind = "credit_note"
+        case other:
+            raise ValueError(f"unknown document kind {other!r}")
+
+    return InvoiceDocument(
+        kind=kind,
+        number=number,
+        issue_date=_get(invoice_row, "issue_date"),
+        due_date=_get(invoice_row, "due_date", None),
+        currency=currency,
+        language=_text(client_row, "language") or "en",
+        seller=_seller(org_row),
+        buyer=_buyer(client_row),
+        ship_to=_ship_to(client_row),
+        buyer_reference=_text(invoice_row, "buyer_reference"),
+        order_reference=order_number,
+        preceding_invoice_number=_text(invoice_row, "preceding_invoice_number"),
+        iban=_text(org_row, "iban"),
+        bic=_text(org_row, "bic"),
+        payment_reference=_text(invoice_row, "payment_reference") or number or None,
+        payment_terms=_text(org_row, "payment_terms_text"),
+        notes=_text(invoice_row, "notes"),
+        lines=tuple(lines),
+        allowances_charges=(),
+        vat_breakdown=breakdown,
+        # No document-level allowances or charges exist yet, so BT-106 = BT-109 (BR-CO-13).
+        line_total=totals.net_amount,
+        allowance_total=no_adjustment,
+        charge_total=no_adjustment,
+        net_total=totals.net_amount,
+        vat_total=totals.vat_amount,
+        gross_total=totals.total_amount,
+        prepaid_amount=round_money(paid, currency),
+        # EN 16931 BR-CO-16: amount due = total with VAT - paid amount; the API's `amount_due` rounds the
+        # stored difference, and so does this.
+        amount_due=round_money(total - paid, currency),
+        status=str(_get(invoice_row, "status", "draft")),
+        logo=logo,
+    )
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON value that is equal for documents that look equal: Decimal("21.00") and Decimal("21") match."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Decimal):
+        return "0" if value.is_zero() else format(value.normalize(), "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    if isinstance(value, tuple | list):
+        return [_canonical(item) for item in value]
+    if value is None or isinstance(value, str | int):
+        return value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def source_checksum(doc: InvoiceDocument) -> str:
+    """SHA-256 over every field of the document, so a stored rendering is redone only when its data changed.
+
+    Renderers keep their own TEMPLATE_VERSION; a store keys a rendering on both.
+    """
+    payload = json.dumps(_canonical(doc), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
