@@ -12,12 +12,14 @@ from rich.console import Console
 from sqlalchemy import select
 
 from invoiceflow.core.settings import get_settings
+from invoiceflow.einvoicing.cli import app as einvoice_app
 
 app = typer.Typer(help="invoiceflow: invoicing and e-invoicing platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(einvoice_app, name="einvoice")
 console = Console()
 
 

@@ -27,6 +27,7 @@ from invoiceflow.core.db import Database
 from invoiceflow.core.ratelimit import make_limiter
 from invoiceflow.core.runtime import Runtime, RuntimeDep
 from invoiceflow.core.settings import Settings, get_settings
+from invoiceflow.einvoicing.router import router as einvoicing_router
 from invoiceflow.invoices.router import router as invoices_router
 from invoiceflow.orders.router import router as orders_router
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CorrelationIdMiddleware, max_body_bytes=settings.max_request_bytes)
     for router in (auth_router, clients_router, orders_router, invoices_router, activity_router):
         app.include_router(router)
+    app.include_router(einvoicing_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> Response:
