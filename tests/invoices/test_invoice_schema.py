@@ -20,3 +20,29 @@ def test_invoice_json_matches_documented_schemas(client: TestClient) -> None:
     assert InvoiceSummary.model_validate(listed).model_dump(mode="json") == listed
     assert set(listed) == set(InvoiceSummary.model_fields)
     assert set(got) == set(InvoiceRead.model_fields)
+
+
+def test_list_items_render_exactly_as_the_invoice_itself(client: TestClient) -> None:
+    """On PostgreSQL the list's JSON is written by the database (invoices/pg_list.py); on both databases
+    every list item must be the same text as the summary fields of the invoice's own GET."""
+    acct = register(client)
+    c = create_client(client, acct)
+    lines = [
+        {"description": "a", "quantity": "3", "unit_price": "0.335", "vat_rate": "21", "vat_category": "S"},
+        {"description": "b", "quantity": "1.5", "unit_price": "10.01", "vat_rate": "0", "vat_category": "Z"},
+    ]
+    made = [
+        create_invoice(client, acct, c["id"], currency=currency, items=lines, buyer_reference=ref)
+        for currency, ref in (("EUR", "PO-1"), ("JPY", None), ("BHD", "x_%/y"), ("USD", None))
+    ]
+    sent = client.patch(f"/api/v1/invoices/{made[0]['id']}/status", json={"status": "sent"}, headers=acct.headers)
+    assert sent.status_code == 200
+    listed = client.get("/api/v1/invoices?limit=10", headers=acct.headers).json()["data"]["items"]
+    assert len(listed) == len(made)
+    for item in listed:
+        full = client.get(f"/api/v1/invoices/{item['id']}", headers=acct.headers).json()["data"]
+        assert item == {key: full[key] for key in InvoiceSummary.model_fields}
+    amounts = {item["currency"]: item["total_amount"] for item in listed}
+    assert amounts["JPY"].isdigit()
+    assert len(amounts["BHD"].split(".")[1]) == 3
+    assert len(amounts["EUR"].split(".")[1]) == 2

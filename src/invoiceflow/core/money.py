@@ -39,6 +39,12 @@ def minor_unit(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
+@lru_cache(maxsize=1)
+def unusual_minor_units() -> dict[str, int]:
+    """Every known currency whose minor unit is not 2 decimals, for SQL that formats amounts itself."""
+    return {code: places for code in sorted(_currency_codes()) if (places := minor_unit(code)) != 2}
+
+
 @lru_cache(maxsize=512)
 def money_quantum(currency: str) -> Decimal:
     """The currency's smallest unit as a Decimal exponent (EUR 0.01, JPY 1, BHD 0.001)."""

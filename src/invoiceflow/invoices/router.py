@@ -10,7 +10,7 @@ from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core import idempotency
 from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.runtime import SessionDep
-from invoiceflow.invoices import service
+from invoiceflow.invoices import pg_list, service
 from invoiceflow.invoices.schemas import (
     InvoiceCreate,
     InvoiceFilters,
@@ -33,10 +33,12 @@ async def create_invoice(
         record = await idempotency.begin(
             session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
         )
-    invoice = await service.create_invoice(session, actor, data)
+    invoice = await service.create_invoice(session, actor, data, defer_number=record is None)
     if record is None:
-        # Commit before rendering: the organisation's number counter stays locked until COMMIT (ADR 0002).
+        # Commit before rendering; on PostgreSQL the number is assigned inside COMMIT (ADR 0004).
         await session.commit()
+        if invoice.invoice_number is None:
+            await service.load_number(session, invoice)
         return envelope(service.read_json(invoice), status_code=201)
     out = service.read_json(invoice)
     idempotency.complete(record, 201, out)
@@ -45,6 +47,8 @@ async def create_invoice(
 
 @router.get("/invoices", response_model=Envelope[InvoicePage])
 async def list_invoices(actor: ActorDep, session: SessionDep, filters: Annotated[InvoiceFilters, Query()]) -> Response:
+    if session.bind.dialect.name == "postgresql":
+        return envelope(await pg_list.invoice_page(session, actor, filters))
     rows, cursor = await service.list_invoices(session, actor, filters)
     page = {"items": [service.summary_json(r) for r in rows], "next_cursor": cursor, "limit": filters.limit}
     return envelope(page)

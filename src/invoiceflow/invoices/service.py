@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from invoiceflow.clients.models import Client
 from invoiceflow.core.context import Actor
-from invoiceflow.core.db import utcnow
+from invoiceflow.core.db import driver_connection, utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
 from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.models import AuditLog, Organization
@@ -46,8 +46,8 @@ def _totals_of(lines: list[InvoiceLine] | list[InvoiceLineIn], currency: str) ->
 
 
 def _iso(moment: datetime | None) -> str | None:
-    # The same text pydantic writes for an aware UTC datetime.
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    # Always with microseconds, as the PostgreSQL list writes them (invoices/pg_list.py).
+    return None if moment is None else moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def summary_json(inv: Any) -> dict[str, Any]:
@@ -159,9 +159,20 @@ _CONTEXT_QUERY = (
 )
 
 
+_PG_CONTEXT_QUERY = (
+    "SELECT c.id, c.currency, o.id, o.invoice_number_pattern, o.payment_terms_days, o.default_currency "
+    "FROM clients c JOIN organizations o ON o.id = c.organization_id "
+    "WHERE c.id = $1 AND c.organization_id = $2 AND c.deleted_at IS NULL"
+)
+
+
 async def _new_invoice_context(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> _NewInvoiceContext:
-    params = {"client_id": client_id, "organization_id": actor.organization_id}
-    row = (await session.execute(_CONTEXT_QUERY, params)).one_or_none()
+    if session.bind.dialect.name == "postgresql":
+        conn = await driver_connection(session)
+        row: Any = await conn.fetchrow(_PG_CONTEXT_QUERY, client_id, actor.organization_id)
+    else:
+        params = {"client_id": client_id, "organization_id": actor.organization_id}
+        row = (await session.execute(_CONTEXT_QUERY, params)).one_or_none()
     if row is None:
         raise ValidationFailed.field("client_id", "client not found", type_="not_found")
     return _NewInvoiceContext(*row)
@@ -310,12 +321,15 @@ async def create_invoice(
     *,
     order: Order | None = None,
     today: date | None = None,
+    defer_number: bool = False,
 ) -> Invoice:
     """Insert a draft invoice with its lines; returns it (not attached to the session).
 
     `today` is the business date the rules check against (injectable for back-dated imports).
     This is the hottest write path, so rows go in with Core inserts, and the number is taken by
-    the last statement before COMMIT (ADR 0002).
+    the last statement before COMMIT (ADR 0002). With `defer_number` on PostgreSQL the number is
+    taken inside COMMIT (ADR 0004): the invoice comes back without one, and the caller reads it
+    with `load_number` once committed.
     """
     ctx = await _new_invoice_context(session, actor, data.client_id)
     today = today or utcnow().date()
@@ -358,6 +372,9 @@ async def create_invoice(
         deleted_at=None,
         lines=_build_lines(data.items, totals),
     )
+    if defer_number and order is None and data.external_id is None and session.bind.dialect.name == "postgresql":
+        await _insert_deferred(session, actor, invoice, ctx)
+        return invoice
     if order is not None:
         order.invoice_id = invoice.id
         order.updated_at = now
@@ -387,6 +404,90 @@ _LINE_COLUMNS = tuple(c.key for c in _LINES.columns)
 _INSERT_INVOICE = insert(_INVOICES)
 _INSERT_LINE = insert(_LINES)
 _INSERT_AUDIT = insert(_AUDIT)
+
+
+# PostgreSQL, ADR 0004: the invoice, its lines, its audit row, its InvoiceCreated event and its number
+# request in one statement. The number request's deferred trigger numbers the invoice inside COMMIT.
+_PG_INSERT_DEFERRED = """
+WITH inv AS (
+    INSERT INTO invoices (id, organization_id, client_id, order_id, invoice_number, status, issue_date,
+        due_date, currency, notes, buyer_reference, external_id, net_amount, vat_amount, total_amount,
+        amount_paid, sent_at, paid_at, created_at, updated_at, deleted_at)
+    VALUES ($1, $2, $3, NULL, NULL, 'draft', $4, $5, $6, $7, $8, NULL, $9, $10, $11, 0, NULL, NULL,
+        $12, $12, NULL)
+), lines AS (
+    INSERT INTO invoice_lines (id, invoice_id, position, description, quantity, unit_code, unit_price,
+        vat_category, vat_rate, vat_exemption_reason, line_total)
+    SELECT l.id, $1, l.position, l.description, l.quantity, l.unit_code, l.unit_price, l.vat_category,
+        l.vat_rate, l.reason, l.total
+    FROM unnest($13::uuid[], $14::int[], $15::text[], $16::numeric[], $17::text[], $18::numeric[],
+        $19::text[], $20::numeric[], $21::text[], $22::numeric[])
+        AS l(id, position, description, quantity, unit_code, unit_price, vat_category, vat_rate, reason, total)
+), audit AS (
+    INSERT INTO audit_logs (id, organization_id, actor_user_id, actor_api_key_id, action, resource_type,
+        resource_id, ip_address, user_agent, details, created_at)
+    VALUES ($23, $2, $24, $25, 'invoice.create', 'invoice', $26, $27, $28, '{}', $12)
+), event AS (
+    INSERT INTO events (id, organization_id, type, resource_type, resource_id, payload, occurred_at)
+    VALUES ($29, $2, 'InvoiceCreated', 'invoice', $26, $30, $12)
+)
+INSERT INTO number_requests (id, organization_id, series, period, prefix, width, suffix, invoice_id, event_id)
+VALUES ($31, $32, $33, $34, $35, $36, $37, $1, $29)
+"""
+
+
+async def _insert_deferred(session: AsyncSession, actor: Actor, invoice: Invoice, ctx: _NewInvoiceContext) -> None:
+    lines = invoice.lines
+    audit = audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
+    pattern = ctx.number_pattern
+    prefix, width, suffix = split_pattern(pattern, invoice.issue_date)
+    conn = await driver_connection(session)
+    await conn.execute(
+        _PG_INSERT_DEFERRED,
+        invoice.id,
+        invoice.organization_id,
+        invoice.client_id,
+        invoice.issue_date,
+        invoice.due_date,
+        invoice.currency,
+        invoice.notes,
+        invoice.buyer_reference,
+        invoice.net_amount,
+        invoice.vat_amount,
+        invoice.total_amount,
+        invoice.created_at,
+        [ln.id for ln in lines],
+        [ln.position for ln in lines],
+        [ln.description for ln in lines],
+        [ln.quantity for ln in lines],
+        [ln.unit_code for ln in lines],
+        [ln.unit_price for ln in lines],
+        [ln.vat_category for ln in lines],
+        [ln.vat_rate for ln in lines],
+        [ln.vat_exemption_reason for ln in lines],
+        [ln.line_total for ln in lines],
+        audit["id"],
+        audit["actor_user_id"],
+        audit["actor_api_key_id"],
+        str(invoice.id),
+        audit["ip_address"],
+        audit["user_agent"],
+        uuid.uuid4(),
+        orjson.dumps(_money_payload(invoice)).decode(),
+        uuid.uuid4(),
+        ctx.seller_id,
+        SERIES,
+        period_for(pattern, invoice.issue_date),
+        prefix,
+        width,
+        suffix,
+    )
+
+
+async def load_number(session: AsyncSession, invoice: Invoice) -> None:
+    """Read the number COMMIT gave a deferred invoice (ADR 0004); one autocommit round trip."""
+    conn = await driver_connection(session, begin=False)
+    invoice.invoice_number = await conn.fetchval("SELECT invoice_number FROM invoices WHERE id = $1", invoice.id)
 
 
 async def _insert_rows(session: AsyncSession, actor: Actor, invoice: Invoice) -> None:
