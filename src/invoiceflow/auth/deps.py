@@ -63,7 +63,8 @@ async def current_actor(
     except (ValueError, TypeError):
         raise Unauthorized("Invalid access token", code="INVALID_TOKEN") from None
     if session.bind.dialect.name == "postgresql":
-        conn = await driver_connection(session)
+        # A read: it needs no transaction, so a request that writes nothing else never sends BEGIN.
+        conn = await driver_connection(session, begin=False)
         row = await conn.fetchrow(_PG_SESSION_QUERY, user_id, session_id)
     else:
         params = {"user_id": user_id, "session_id": session_id}

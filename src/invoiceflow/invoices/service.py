@@ -168,7 +168,7 @@ _PG_CONTEXT_QUERY = (
 
 async def _new_invoice_context(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> _NewInvoiceContext:
     if session.bind.dialect.name == "postgresql":
-        conn = await driver_connection(session)
+        conn = await driver_connection(session, begin=False)
         row: Any = await conn.fetchrow(_PG_CONTEXT_QUERY, client_id, actor.organization_id)
     else:
         params = {"client_id": client_id, "organization_id": actor.organization_id}
@@ -441,7 +441,9 @@ async def _insert_deferred(session: AsyncSession, actor: Actor, invoice: Invoice
     audit = audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
     pattern = ctx.number_pattern
     prefix, width, suffix = split_pattern(pattern, invoice.issue_date)
-    conn = await driver_connection(session)
+    # One statement, so it is its own transaction when none is open: no BEGIN, no COMMIT round trips,
+    # and the number request's deferred trigger fires at the statement's own commit.
+    conn = await driver_connection(session, begin=False)
     await conn.execute(
         _PG_INSERT_DEFERRED,
         invoice.id,
