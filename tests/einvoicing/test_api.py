@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,27 @@ def test_unconfigured_rules_are_503(
 def test_the_route_is_documented(einvoice_client: TestClient) -> None:
     operation = einvoice_client.get("/openapi.json").json()["paths"][URL]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/xml", "text/xml", "multipart/form-data"}
+
+
+def test_validation_never_takes_the_embedded_writer_lock(
+    einvoice_client: TestClient, acct: Account, examples_dir: Path
+) -> None:
+    """Validating changes nothing, so it runs on a read session: on SQLite a long validation must not
+    hold the one-writer lock. With the lock held elsewhere, the request still completes."""
+    runtime = einvoice_client.app.state.runtime  # type: ignore[attr-defined]
+    lock = runtime.db.write_lock
+    if lock is None:
+        pytest.skip("only SQLite has the process-wide writer lock")
+    assert einvoice_client.portal is not None
+    einvoice_client.portal.call(lock.acquire)
+    try:
+        outcome: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(post_xml(einvoice_client, ubl_invoice(examples_dir), acct.headers))
+        )
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "validation waited for the writer lock"
+        assert outcome[0].status_code == 200
+    finally:
+        einvoice_client.portal.call(lock.release)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from invoiceflow.core.ratelimit import Limiter
 from invoiceflow.core.settings import Settings
 
 AfterCommit = Callable[[], Coroutine[Any, Any, None]]
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
 @dataclass
@@ -40,11 +41,14 @@ async def get_runtime(request: Request) -> Runtime:
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request = one transaction, committed here, before the response is sent.
 
-    Safe methods get a read session; anything else a write session (BEGIN IMMEDIATE on SQLite).
+    Safe methods and routes marked `reads_only` get a read session; anything else a write session
+    (BEGIN IMMEDIATE on SQLite).
     Work registered in `session.info["after_commit"]` runs once the commit succeeded.
     """
     runtime: Runtime = request.app.state.runtime
-    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    write = request.method not in ("GET", "HEAD", "OPTIONS") and not getattr(
+        request.scope.get("endpoint"), "reads_only", False
+    )
     lock = runtime.db.write_lock if write else None
     if lock is not None:
         await lock.acquire()
@@ -66,6 +70,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             lock.release()
     for job in session.info["after_commit"]:
         runtime.spawn(job())
+
+
+def reads_only(endpoint: _Endpoint) -> _Endpoint:
+    """Mark a POST route that changes nothing (e.g. validating an uploaded document): it gets a read
+    session, so on SQLite it never holds the single writer's lock while it works."""
+    endpoint.reads_only = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.errors import UnsupportedMediaType, ValidationFailed
-from invoiceflow.core.runtime import RuntimeDep
+from invoiceflow.core.runtime import RuntimeDep, reads_only
 from invoiceflow.einvoicing.validator import Validator
 
 router = APIRouter(prefix="/api/v1/einvoices", tags=["e-invoicing"])
@@ -94,6 +94,7 @@ async def _read_document(request: Request) -> bytes:
         503: {"description": "Validation rules not configured (EINVOICE_RULES_MISSING)"},
     },
 )
+@reads_only
 async def validate_einvoice(request: Request, actor: ActorDep, runtime: RuntimeDep) -> Response:
     """Check a UBL 2.1 or CII D16B document: XSD, then EN 16931, then Peppol BIS 3 when it claims Peppol.
 
