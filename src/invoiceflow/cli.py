@@ -12,6 +12,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from invoiceflow.core.settings import get_settings
+from invoiceflow.documents.cli import app as documents_app
 from invoiceflow.einvoicing.cli import app as einvoice_app
 
 app = typer.Typer(help="invoiceflow: invoicing and e-invoicing platform.", no_args_is_help=True)
@@ -20,6 +21,7 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(einvoice_app, name="einvoice")
+app.add_typer(documents_app, name="documents")
 console = Console()
 
 

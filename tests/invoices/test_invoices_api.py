@@ -126,7 +126,7 @@ def test_create_invoice_returns_every_field_and_records_event_and_audit(
             {"vat_category": "S", "vat_rate": "21", "taxable_amount": "375.00", "vat_amount": "78.75"},
             {"vat_category": "S", "vat_rate": "6", "taxable_amount": "99.99", "vat_amount": "6.00"},
         ],
-        "pdf_url": None,
+        "pdf_url": f"/api/v1/invoices/{inv['id']}/pdf",
         "sent_at": None,
         "paid_at": None,
     }

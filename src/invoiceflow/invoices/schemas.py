@@ -148,7 +148,7 @@ class InvoiceRead(InvoiceSummary):
     notes: str | None
     items: list[InvoiceLineRead]
     vat_breakdown: list[VatBreakdownRead]
-    pdf_url: str | None = Field(default=None, description="Set once PDF rendering is available.")
+    pdf_url: str | None = Field(default=None, description="Where the PDF downloads (rendered on first request).")
     sent_at: datetime | None
     paid_at: datetime | None
 

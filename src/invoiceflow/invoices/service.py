@@ -111,7 +111,8 @@ def read_json(inv: Invoice) -> dict[str, Any]:
             }
             for g in totals.vat_breakdown
         ],
-        "pdf_url": None,
+        # Rendered on first download (documents/router.py), so the link is always valid.
+        "pdf_url": f"/api/v1/invoices/{inv.id}/pdf",
         "sent_at": _iso(inv.sent_at),
         "paid_at": _iso(inv.paid_at),
     }
