@@ -23,7 +23,7 @@ from invoiceflow.documents.model import (
     source_checksum,
 )
 from invoiceflow.invoices.service import read_json
-from tests.documents.helpers import client_row, five_lines, invoice_rows, line_row, make_document, org_row
+from tests.documents.helpers import DUE, client_row, five_lines, invoice_rows, line_row, make_document, org_row
 
 
 def api_view(invoice: SimpleNamespace, lines: list[SimpleNamespace]) -> dict[str, Any]:
@@ -265,3 +265,29 @@ def test_checksum_changes_with_every_field() -> None:
         check(f"allowances_charges.{name}", dataclasses.replace(with_charge, allowances_charges=(item,)))
     assert source_checksum(doc) == base
     assert len(checked) > 70
+
+
+def test_optional_e_invoicing_attributes_are_read_when_present() -> None:
+    """Attributes only e-invoices need: absent on today's rows (defaults), read when a row has them."""
+    plain = make_document()
+    assert (plain.delivery_date, plain.preceding_invoice_date, plain.payment_means_code) == (None, None, None)
+    assert plain.seller.company_id_scheme is None
+    assert all(group.exemption_reason_code is None for group in plain.vat_breakdown)
+
+    lines = five_lines()
+    lines[4].vat_exemption_reason_code = "VATEX-EU-132-1I"
+    invoice, rows = invoice_rows(lines, delivery_date=DUE - timedelta(days=40), preceding_invoice_date=DUE)
+    doc = build_document(
+        invoice,
+        rows,
+        client_row(company_id_scheme="0196"),
+        org_row(company_id_scheme="0106", payment_means_code="30"),
+    )
+    assert (doc.delivery_date, doc.preceding_invoice_date) == (DUE - timedelta(days=40), DUE)
+    assert (doc.seller.company_id_scheme, doc.buyer.company_id_scheme, doc.payment_means_code) == ("0106", "0196", "30")
+    assert doc.lines[4].vat_exemption_reason_code == "VATEX-EU-132-1I"
+    assert [(g.vat_category, g.exemption_reason_code) for g in doc.vat_breakdown] == [
+        ("E", "VATEX-EU-132-1I"),
+        ("S", None),
+        ("S", None),
+    ]

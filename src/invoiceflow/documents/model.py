@@ -38,6 +38,9 @@ class Party:
     phone: str | None = None
     electronic_address_scheme: str | None = None  # Peppol EAS, e.g. "0208"
     electronic_address: str | None = None
+    # ISO 6523 ICD of `company_id` (EN 16931 BT-30/BT-47 scheme), e.g. "0106" for a Dutch KvK number: some
+    # national rules (Peppol NL-R-003, DK-R-014) require it.
+    company_id_scheme: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +54,7 @@ class DocumentLine:
     vat_rate: Decimal  # percent: Decimal("21")
     net_amount: Decimal
     vat_exemption_reason: str | None = None
+    vat_exemption_reason_code: str | None = None  # CEF VATEX, e.g. "VATEX-EU-132-1I" (EN 16931 BT-121)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +66,8 @@ class AllowanceCharge:
     reason: str | None
     vat_category: str
     vat_rate: Decimal
+    # UNCL 5189 for allowances (e.g. "95" discount), UNCL 7161 for charges (e.g. "FC" freight): BT-98 / BT-105.
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +77,7 @@ class VatBreakdown:
     taxable_amount: Decimal
     tax_amount: Decimal
     exemption_reason: str | None = None
+    exemption_reason_code: str | None = None  # CEF VATEX (EN 16931 BT-121)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +112,10 @@ class InvoiceDocument:
     amount_due: Decimal  # BT-115
     status: str
     logo: bytes | None = None  # PNG or JPEG
+    delivery_date: date | None = None  # EN 16931 BT-72: intra-community supplies (category K) need it
+    preceding_invoice_date: date | None = None  # BT-26, with `preceding_invoice_number` (BT-25)
+    # UNCL 4461 payment means (BT-81) when the seller chose one; e-invoice exports otherwise derive it.
+    payment_means_code: str | None = None
 
 
 class TotalsMismatchError(ValueError):
@@ -168,6 +179,7 @@ def _buyer(client: object) -> Party:
         phone=_text(client, "phone"),
         electronic_address_scheme=_text(client, "electronic_address_scheme"),
         electronic_address=_text(client, "electronic_address"),
+        company_id_scheme=_text(client, "company_id_scheme"),
     )
 
 
@@ -194,6 +206,7 @@ def _seller(org: object) -> Party:
         phone=_text(org, "phone"),
         electronic_address_scheme=_text(org, "electronic_address_scheme"),
         electronic_address=_text(org, "electronic_address"),
+        company_id_scheme=_text(org, "company_id_scheme"),
     )
 
 
@@ -216,9 +229,11 @@ def build_document(
 ) -> InvoiceDocument:
     """The document for an invoice, from its rows (ORM objects or plain mappings with the same names).
 
-    Optional attributes that later features add (`kind`, `preceding_invoice_number`, `payment_reference`)
-    are read when present. Values are stored in the form the API shows them (quantities and rates without
-    trailing zeros, amounts with the currency's decimals), so equal invoices give equal checksums.
+    Optional attributes that later features add (`kind`, `preceding_invoice_number`, `payment_reference`,
+    `delivery_date`, `preceding_invoice_date`, the lines' `vat_exemption_reason_code`, the parties'
+    `company_id_scheme`, the organisation's `payment_means_code`) are read when present. Values are stored
+    in the form the API shows them (quantities and rates without trailing zeros, amounts with the currency's
+    decimals), so equal invoices give equal checksums.
 
     Raises TotalsMismatchError when the invoice's stored totals or line totals disagree with its lines.
     """
@@ -240,11 +255,15 @@ def build_document(
 
     lines: list[DocumentLine] = []
     reasons: dict[tuple[str, Decimal], str] = {}
+    reason_codes: dict[tuple[str, Decimal], str] = {}
     for index, (row, item, net) in enumerate(zip(rows, inputs, totals.line_totals, strict=True), start=1):
         _check(f"line {index} line_total", _get(row, "line_total", None), net, currency)
         reason = _text(row, "vat_exemption_reason")
         if reason is not None:
             reasons.setdefault((item.vat_category, item.vat_rate.normalize()), reason)
+        reason_code = _text(row, "vat_exemption_reason_code")
+        if reason_code is not None:
+            reason_codes.setdefault((item.vat_category, item.vat_rate.normalize()), reason_code)
         lines.append(
             DocumentLine(
                 position=int(_get(row, "position", None) or index),
@@ -255,6 +274,7 @@ def build_document(
                 vat_category=item.vat_category,
                 vat_rate=trim(item.vat_rate),
                 vat_exemption_reason=reason,
+                vat_exemption_reason_code=reason_code,
                 net_amount=net,
             )
         )
@@ -265,6 +285,7 @@ def build_document(
             taxable_amount=group.taxable_amount,
             tax_amount=group.vat_amount,
             exemption_reason=reasons.get((group.vat_category, group.vat_rate.normalize())),
+            exemption_reason_code=reason_codes.get((group.vat_category, group.vat_rate.normalize())),
         )
         for group in totals.vat_breakdown
     )
@@ -319,6 +340,9 @@ def build_document(
         amount_due=round_money(total - paid, currency),
         status=str(_get(invoice_row, "status", "draft")),
         logo=logo,
+        delivery_date=_get(invoice_row, "delivery_date", None),
+        preceding_invoice_date=_get(invoice_row, "preceding_invoice_date", None),
+        payment_means_code=_text(org_row, "payment_means_code"),
     )
 
 
