@@ -32,6 +32,7 @@ from invoiceflow.core.runtime import Runtime, RuntimeDep
 from invoiceflow.core.settings import Settings, get_settings
 from invoiceflow.core.storage import make_storage
 from invoiceflow.documents.router import router as documents_router
+from invoiceflow.einvoicing.export_router import router as einvoice_export_router
 from invoiceflow.einvoicing.router import router as einvoicing_router
 from invoiceflow.einvoicing.validator import get_validator
 from invoiceflow.invoices.router import router as invoices_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth_router, clients_router, orders_router, documents_router, invoices_router, activity_router):
         app.include_router(router)
     app.include_router(einvoicing_router)
+    app.include_router(einvoice_export_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> Response:

@@ -147,6 +147,12 @@ async def _document_of(session: AsyncSession, invoice: Invoice) -> InvoiceDocume
     return build_document(invoice, invoice.lines, client, org, order_number=order_number)
 
 
+async def load_document(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID) -> InvoiceDocument:
+    """The document model of one of the actor's invoices (404 for anyone else's)."""
+    invoice = await invoices.get_invoice(session, actor, invoice_id)
+    return await _document_of(session, invoice)
+
+
 def _stored(row: Document, filename: str, *, rendered: bool) -> StoredDocument:
     return StoredDocument(
         id=row.id,
