@@ -163,12 +163,14 @@ def cpu_usage(
     own = os.getpid()
     groups: Counter[str] = Counter()
     others: Counter[str] = Counter()
+    per_server_process: dict[int, float] = {}
     for pid, (_, comm, cpu) in after.table.items():
         delta = cpu - (before.table[pid][2] if pid in before.table else 0.0)
         if delta <= 0:
             continue
         if pid in server_pids:
             groups["server"] += delta
+            per_server_process[pid] = delta
         elif comm.startswith("postgres"):
             cmd = _cmdline(pid)
             if pg_db and f" {pg_db} " in cmd:
@@ -187,6 +189,8 @@ def cpu_usage(
     accounted = sum(groups.values()) / wall + (loadgen_cpu or 0.0) / wall
     return {
         "server_cores": round(groups["server"] / wall, 2),
+        # Per process (master and workers): shows whether the kernel spread the connections evenly.
+        "server_process_cores": sorted((round(v / wall, 2) for v in per_server_process.values()), reverse=True),
         "postgres_cores": round(groups["postgres"] / wall, 2),
         "postgres_shared_cores": round(groups["postgres_shared"] / wall, 2),
         "loadgen_cores": round((loadgen_cpu or 0.0) / wall, 3),

@@ -106,24 +106,3 @@ class NumberSequence(Base):
     series: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[str] = mapped_column(String(16), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class NumberRequest(Base):
-    """A number an invoice will get at COMMIT (PostgreSQL only; ADR 0004).
-
-    The row is inserted with the invoice; a deferred constraint trigger takes the counter, writes the
-    number into the invoice and its InvoiceCreated event, and deletes the row, all inside COMMIT. The
-    counter row's lock therefore lasts for the commit alone, not for a round trip to the application.
-    """
-
-    __tablename__ = "number_requests"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    series: Mapped[str] = mapped_column(String(32))
-    period: Mapped[str] = mapped_column(String(16))
-    prefix: Mapped[str] = mapped_column(String(64))
-    width: Mapped[int] = mapped_column(Integer)
-    suffix: Mapped[str] = mapped_column(String(64))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -33,12 +33,11 @@ async def create_invoice(
         record = await idempotency.begin(
             session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
         )
-    invoice = await service.create_invoice(session, actor, data, defer_number=record is None)
+    invoice = await service.create_invoice(session, actor, data, standalone=record is None)
     if record is None:
-        # Commit before rendering; on PostgreSQL the number is assigned inside COMMIT (ADR 0004).
+        # Commit before rendering: the organisation's number counter stays locked until COMMIT (ADR 0002).
+        # (On PostgreSQL the standalone create has committed already, ADR 0004.)
         await session.commit()
-        if invoice.invoice_number is None:
-            await service.load_number(session, invoice)
         return envelope(service.read_json(invoice), status_code=201)
     out = service.read_json(invoice)
     idempotency.complete(record, 201, out)

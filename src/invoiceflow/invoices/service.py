@@ -322,15 +322,14 @@ async def create_invoice(
     *,
     order: Order | None = None,
     today: date | None = None,
-    defer_number: bool = False,
+    standalone: bool = False,
 ) -> Invoice:
     """Insert a draft invoice with its lines; returns it (not attached to the session).
 
     `today` is the business date the rules check against (injectable for back-dated imports).
     This is the hottest write path, so rows go in with Core inserts, and the number is taken by
-    the last statement before COMMIT (ADR 0002). With `defer_number` on PostgreSQL the number is
-    taken inside COMMIT (ADR 0004): the invoice comes back without one, and the caller reads it
-    with `load_number` once committed.
+    the last statement before COMMIT (ADR 0002). `standalone` says the invoice is the request's only
+    write: on PostgreSQL it is then created by one self-committing statement (ADR 0004).
     """
     ctx = await _new_invoice_context(session, actor, data.client_id)
     today = today or utcnow().date()
@@ -373,8 +372,8 @@ async def create_invoice(
         deleted_at=None,
         lines=_build_lines(data.items, totals),
     )
-    if defer_number and order is None and data.external_id is None and session.bind.dialect.name == "postgresql":
-        await _insert_deferred(session, actor, invoice, ctx)
+    if standalone and order is None and data.external_id is None and session.bind.dialect.name == "postgresql":
+        await _create_standalone(session, actor, invoice, ctx)
         return invoice
     if order is not None:
         order.invoice_id = invoice.id
@@ -407,15 +406,19 @@ _INSERT_LINE = insert(_LINES)
 _INSERT_AUDIT = insert(_AUDIT)
 
 
-# PostgreSQL, ADR 0004: the invoice, its lines, its audit row, its InvoiceCreated event and its number
-# request in one statement. The number request's deferred trigger numbers the invoice inside COMMIT.
-_PG_INSERT_DEFERRED = """
-WITH inv AS (
+# PostgreSQL, ADR 0004: the number, the invoice, its lines, its audit row and its InvoiceCreated event in
+# one statement. Sent outside a transaction it commits by itself, so the counter row is locked from the
+# numbering function to that commit only, never across a round trip to the application.
+_PG_CREATE_STANDALONE = """
+WITH num AS (
+    SELECT invoiceflow_next_invoice_number($31, $32, $33, $34, $35, $36) AS n
+), inv AS (
     INSERT INTO invoices (id, organization_id, client_id, order_id, invoice_number, status, issue_date,
         due_date, currency, notes, buyer_reference, external_id, net_amount, vat_amount, total_amount,
         amount_paid, sent_at, paid_at, created_at, updated_at, deleted_at)
-    VALUES ($1, $2, $3, NULL, NULL, 'draft', $4, $5, $6, $7, $8, NULL, $9, $10, $11, 0, NULL, NULL,
-        $12, $12, NULL)
+    SELECT $1, $2, $3, NULL, num.n, 'draft', $4, $5, $6, $7, $8, NULL, $9, $10, $11, 0, NULL, NULL,
+        $12, $12, NULL
+    FROM num
 ), lines AS (
     INSERT INTO invoice_lines (id, invoice_id, position, description, quantity, unit_code, unit_price,
         vat_category, vat_rate, vat_exemption_reason, line_total)
@@ -430,23 +433,24 @@ WITH inv AS (
     VALUES ($23, $2, $24, $25, 'invoice.create', 'invoice', $26, $27, $28, '{}', $12)
 ), event AS (
     INSERT INTO events (id, organization_id, type, resource_type, resource_id, payload, occurred_at)
-    VALUES ($29, $2, 'InvoiceCreated', 'invoice', $26, $30, $12)
+    SELECT $29, $2, 'InvoiceCreated', 'invoice', $26,
+        CAST(CAST($30 AS jsonb) || jsonb_build_object('invoice_number', num.n) AS json), $12
+    FROM num
 )
-INSERT INTO number_requests (id, organization_id, series, period, prefix, width, suffix, invoice_id, event_id)
-VALUES ($31, $32, $33, $34, $35, $36, $37, $1, $29)
+SELECT n FROM num
 """
 
 
-async def _insert_deferred(session: AsyncSession, actor: Actor, invoice: Invoice, ctx: _NewInvoiceContext) -> None:
+async def _create_standalone(session: AsyncSession, actor: Actor, invoice: Invoice, ctx: _NewInvoiceContext) -> None:
     lines = invoice.lines
     audit = audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
     pattern = ctx.number_pattern
     prefix, width, suffix = split_pattern(pattern, invoice.issue_date)
-    # One statement, so it is its own transaction when none is open: no BEGIN, no COMMIT round trips,
-    # and the number request's deferred trigger fires at the statement's own commit.
+    # No transaction is open on this path (the reads before it ran without one): the statement is its own
+    # transaction, with no BEGIN or COMMIT round trips.
     conn = await driver_connection(session, begin=False)
-    await conn.execute(
-        _PG_INSERT_DEFERRED,
+    invoice.invoice_number = await conn.fetchval(
+        _PG_CREATE_STANDALONE,
         invoice.id,
         invoice.organization_id,
         invoice.client_id,
@@ -477,7 +481,6 @@ async def _insert_deferred(session: AsyncSession, actor: Actor, invoice: Invoice
         audit["user_agent"],
         uuid.uuid4(),
         orjson.dumps(_money_payload(invoice)).decode(),
-        uuid.uuid4(),
         ctx.seller_id,
         SERIES,
         period_for(pattern, invoice.issue_date),
@@ -485,12 +488,6 @@ async def _insert_deferred(session: AsyncSession, actor: Actor, invoice: Invoice
         width,
         suffix,
     )
-
-
-async def load_number(session: AsyncSession, invoice: Invoice) -> None:
-    """Read the number COMMIT gave a deferred invoice (ADR 0004); one autocommit round trip."""
-    conn = await driver_connection(session, begin=False)
-    invoice.invoice_number = await conn.fetchval("SELECT invoice_number FROM invoices WHERE id = $1", invoice.id)
 
 
 async def _insert_rows(session: AsyncSession, actor: Actor, invoice: Invoice) -> None:
