@@ -44,6 +44,17 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/orders/{order_id}/status"): {"status": "processing"},
     ("PATCH", "/api/v1/invoices/{invoice_id}"): {"notes": "Taken over"},
     ("PATCH", "/api/v1/invoices/{invoice_id}/status"): {"status": "sent"},
+    ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"lines": [{"position": 1, "quantity": "1"}]},
+}
+
+# Routes that need the resources in another state than `make_resources` leaves them to succeed for the owner
+# (only an issued invoice can be credited). The intruder is refused before any state check either way.
+PREPARE: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
+    ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): (
+        "invoice",
+        "/api/v1/invoices/{}/status",
+        {"status": "sent"},
+    ),
 }
 
 TABLES = (
@@ -196,5 +207,9 @@ def test_the_same_requests_succeed_for_the_owner(client: TestClient) -> None:
     owner = register(client)
     for route in discover(client):
         ids = make_resources(client, owner)
+        if (route.method, route.path) in PREPARE:
+            kind, url, body = PREPARE[(route.method, route.path)]
+            prepared = client.patch(url.format(ids[kind]), json=body, headers=owner.headers)
+            assert prepared.status_code == 200, prepared.text
         r = call(client, route, url_for(route, ids), owner.headers)
         assert 200 <= r.status_code < 300, (route, r.text)

@@ -28,7 +28,14 @@ from tests.documents.helpers import DUE, client_row, five_lines, invoice_rows, l
 
 def api_view(invoice: SimpleNamespace, lines: list[SimpleNamespace]) -> dict[str, Any]:
     """What GET /invoices/{id} returns for these rows (the service's own serialiser)."""
-    row = SimpleNamespace(**vars(invoice), client_id=invoice.id, order_id=None, lines=lines, sent_at=None, paid_at=None)
+    row = SimpleNamespace(
+        **{"kind": "invoice", "credited_invoice_id": None, **vars(invoice)},
+        client_id=invoice.id,
+        order_id=None,
+        lines=lines,
+        sent_at=None,
+        paid_at=None,
+    )
     return read_json(row)  # type: ignore[arg-type]  # duck-typed rows, as the list path does
 
 

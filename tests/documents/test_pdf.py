@@ -130,8 +130,10 @@ def test_each_total_sits_next_to_its_label() -> None:
     }
     shown = dict(zip(rows, EXPECTED["de"]["totals"], strict=True))
     for label, amount in rows.items():
-        # The printed figure is the model's (money core) figure, on the label's own line.
-        assert re.search(rf"^ *{label} +{re.escape(shown[label])}$", layout, re.MULTILINE), label
+        # The printed figure is the model's (money core) figure, on the label's own line. The totals sit in a
+        # column of their own beside the payment details: the label starts the line or follows a column gap.
+        pattern = rf"(?:^|  ) *{label} +{re.escape(shown[label])}$"
+        assert re.search(pattern, layout, re.MULTILINE), label
         assert shown[label].replace(".", "").replace(",", ".").removesuffix(" €") == str(amount)
 
 
@@ -155,6 +157,35 @@ def test_200_lines_run_over_pages_with_the_header_and_page_x_of_y_on_each() -> N
         # No row lost or repeated at a page break.
         assert found == [line.description for line in doc.lines], tool
         assert "€97,522.42" in flat(pages[-1])
+
+
+def test_twenty_line_invoice_fits_on_one_page() -> None:
+    # Full seller and buyer blocks, a delivery address, two VAT rates, payment details and notes: the
+    # everyday invoice of 20 lines is one sheet of paper, not one page of lines and a second of totals.
+    lines = [line_row(f"Item number {n} widget", "2", "10.00", "21" if n % 3 else "9") for n in range(1, 21)]
+    doc = make_document(lines, language="de", amount_paid="10.00")
+    pdf = render_pdf(doc)
+    assert len(PdfReader(BytesIO(pdf)).pages) == 1
+    text = both_extractions(pdf)["pdftotext"]
+    for wanted in ("Seite 1 von 1", "Zu zahlen", "Anmerkungen", "Thank you for your business.", "ABNANL2A"):
+        assert wanted in text
+
+
+def test_a_line_longer_than_a_page_runs_on_over_the_next_pages() -> None:
+    specification = "\n".join(f"Specification line {n:03d}" for n in range(150))
+    doc = make_document(
+        [line_row("First", "1", "1.00"), line_row(specification, "1", "2.00"), line_row("Last", "1", "3.00")],
+        language="en",
+    )
+    pdf = render_pdf(doc)
+    pages = pypdf_pages(pdf)
+    assert len(pages) >= 3
+    text = flat("\n".join(pages))
+    # Every line of the long description once, in order, and the table headings once on each page.
+    found = re.findall(r"Specification line (\d{3})", text)
+    assert found == [f"{n:03d}" for n in range(150)]
+    assert [page.count("Unit price") for page in pages] == [1] * len(pages)
+    assert text.index("First") < text.index("Specification line 000") < text.index("Last")
 
 
 def test_letter_size_pages() -> None:

@@ -4,6 +4,7 @@ the list export streams (its memory does not grow with the row count)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -226,3 +227,47 @@ def test_empty_list_export(tmp_path: Path) -> None:
     assert write_invoice_list_xlsx([], target) == 0
     sheet = openpyxl.load_workbook(target)["Invoices"]
     assert [c.value for c in sheet[1]] == [head for _, head, _, _ in LIST_COLUMNS]
+
+
+def test_list_export_text_round_trips_characters_xml_cannot_hold(tmp_path: Path) -> None:
+    # The list writer writes its own XML: markup characters, control characters, text that looks like an
+    # Excel escape (_x0041_) and edge spaces must all read back exactly as they were written.
+    names = [
+        "Smith & Sons <Ltd> \"quoted\" 'single'",
+        "Tab\there, bell\x07, form feed\x0c",
+        "Literal _x0041_ is not an A",
+        "  padded name  ",
+        "Line one\nline two",
+        "Łódź · Ærøskøbing · Müller · 10 €",
+    ]
+    source = [{**row, "client_name": name} for row, name in zip(list_rows(len(names)), names, strict=True)]
+    target = tmp_path / "list.xlsx"
+    assert write_invoice_list_xlsx(source, target) == len(names)
+    sheet = openpyxl.load_workbook(target)["Invoices"]
+    # openpyxl hands back ECMA-376 escapes (_x0007_) as they are written; Excel decodes them, like this.
+    excel = [
+        re.sub(r"_x([0-9A-F]{4})_", lambda m: chr(int(m.group(1), 16)), row[2].value)
+        for row in sheet.iter_rows(min_row=2)
+    ]
+    assert excel == names
+
+
+def test_list_export_currencies_get_their_own_decimals(tmp_path: Path) -> None:
+    rows = [
+        {
+            **row,
+            "currency": currency,
+            "net_amount": Decimal(net),
+            "vat_amount": Decimal(0),
+            "total_amount": Decimal(net),
+        }
+        for row, (currency, net) in zip(
+            list_rows(3), (("EUR", "10.5"), ("JPY", "1234"), ("BHD", "1.2345")), strict=True
+        )
+    ]
+    target = tmp_path / "list.xlsx"
+    write_invoice_list_xlsx(rows, target)
+    sheet = openpyxl.load_workbook(target)["Invoices"]
+    formats = {row[5].value: (row[6].number_format, row[6].value) for row in sheet.iter_rows(min_row=2)}
+    # Amounts are rounded half-up to the currency's minor unit, as the API shows them.
+    assert formats == {"EUR": ("#,##0.00", 10.5), "JPY": ("#,##0", 1234), "BHD": ("#,##0.000", 1.235)}

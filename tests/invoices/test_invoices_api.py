@@ -82,7 +82,9 @@ def test_create_invoice_returns_every_field_and_records_event_and_audit(
     inv = r.json()["data"]
     assert inv == {
         "id": inv["id"],
+        "kind": "invoice",
         "invoice_number": f"INV-{utc_today().year}-00001",
+        "credited_invoice_id": None,
         "client_id": buyer_id,
         "order_id": None,
         "status": "draft",

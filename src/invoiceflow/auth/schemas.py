@@ -139,6 +139,7 @@ class OrganizationRead(OutputModel):
     payment_terms_text: str | None
     invoice_number_pattern: str
     order_number_pattern: str
+    credit_note_number_pattern: str
     reminder_policy: list[int]
     created_at: datetime
     updated_at: datetime
@@ -167,6 +168,7 @@ class OrganizationUpdate(InputModel):
     payment_terms_text: Annotated[str | None, Field(max_length=500)] = None
     invoice_number_pattern: NumberPattern | None = None
     order_number_pattern: NumberPattern | None = None
+    credit_note_number_pattern: NumberPattern | None = None
     reminder_policy: Annotated[list[Annotated[int, Field(ge=-60, le=365)]] | None, Field(max_length=10)] = None
 
     @field_validator("iban")

@@ -421,11 +421,12 @@ async def update_organization(session: AsyncSession, actor: Actor, data: Organiz
         "payment_terms_days",
         "invoice_number_pattern",
         "order_number_pattern",
+        "credit_note_number_pattern",
         "reminder_policy",
     ):
         if field in changes and changes[field] is None:
             raise ValidationFailed.field(field, "may not be null")
-    for field in ("invoice_number_pattern", "order_number_pattern"):
+    for field in ("invoice_number_pattern", "order_number_pattern", "credit_note_number_pattern"):
         if field in changes:
             try:
                 validate_pattern(changes[field])

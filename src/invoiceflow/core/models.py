@@ -40,6 +40,9 @@ class Organization(Base):
     payment_terms_text: Mapped[str | None] = mapped_column(String(500))
     invoice_number_pattern: Mapped[str] = mapped_column(String(64), default="INV-{YYYY}-{SEQ:05}")
     order_number_pattern: Mapped[str] = mapped_column(String(64), default="ORD-{YYYY}-{SEQ:05}")
+    credit_note_number_pattern: Mapped[str] = mapped_column(
+        String(64), default="CN-{YYYY}-{SEQ:05}", server_default="CN-{YYYY}-{SEQ:05}"
+    )
     reminder_policy: Mapped[list[int]] = mapped_column(JSON, default=lambda: [-3, 0, 7, 14])
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

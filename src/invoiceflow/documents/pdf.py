@@ -1,9 +1,18 @@
-"""The invoice PDF, drawn with ReportLab's platypus from an `InvoiceDocument`.
+"""The invoice PDF, drawn with ReportLab from an `InvoiceDocument`.
 
 Text is set in an embedded TrueType font (DejaVu Sans by default) because the 14 standard PDF fonts
 cannot show "Łódź" and are not embedded, which PDF/A (Factur-X) forbids. Numbers, dates and amounts are
 formatted by Babel for the document's language. The output is deterministic (same document, same bytes),
 which lets a stored PDF be trusted to match its source checksum.
+
+Platypus flows the page (frames, page breaks, keeping the totals together, "Page x of y"), but the
+content is made of three small flowables of our own instead of Paragraphs and Tables: `_Text` (plain
+lines in a few styles), `_Grid` (a text table with fixed columns that repeats its header over pages) and
+`_Columns` (blocks side by side). An invoice needs no markup and no cell spans, and those two general
+classes cost three times the drawing itself: parsing every cell's markup, resolving styles cell by cell.
+Text is wrapped once, when the column widths are known, and drawn in one text object per block. A
+one-page invoice renders about as fast as a script placing every string by hand on a bare canvas
+(bench/documents_bench.py compares the two).
 """
 
 from __future__ import annotations
@@ -19,15 +28,13 @@ from functools import lru_cache, partial
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
-from xml.sax.saxutils import escape
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import NumberPattern, format_currency, format_decimal, format_percent
+from reportlab import rl_config
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4, LETTER
-from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
@@ -40,17 +47,19 @@ from reportlab.platypus import (
     Image,
     KeepTogether,
     PageTemplate,
-    Paragraph,
     Spacer,
-    Table,
-    TableStyle,
 )
 
 from invoiceflow.core.money import minor_unit
 from invoiceflow.documents.model import InvoiceDocument, Party
 
 # Bump when the layout changes: stored PDFs are keyed on (source checksum, TEMPLATE_VERSION).
-TEMPLATE_VERSION = "pdf-1"
+TEMPLATE_VERSION = "pdf-2"
+
+# Streams are written Flate-compressed only. ReportLab's default also wraps them in ASCII85, a 7-bit
+# transport encoding that no PDF reader needs, and it costs ~0.6 ms of a one-page invoice's ~10 ms.
+# ReportLab reads this setting process-wide; nothing else in invoiceflow draws PDFs.
+rl_config.useA85 = 0
 
 PageSize = Literal["A4", "LETTER"]
 _PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "LETTER": LETTER}
@@ -514,31 +523,58 @@ def _fonts(fonts_dir: Path | None) -> _Fonts:
 
 
 class _Format:
-    """Babel formatting for one document: its locale and its currency's minor unit."""
+    """Babel formatting for one document: its locale and its currency's minor unit.
+
+    Each distinct value is formatted once per document (an invoice repeats its rates, quantities and units
+    on every line, and Babel's pattern engine is the costliest step of a table cell). Values are keyed by
+    their text because equal Decimals can print differently: Decimal("2.50") keeps its zero in a quantity.
+    """
 
     def __init__(self, language: str, currency: str) -> None:
         self.locale = _locale(language)
         self.currency = currency
         self.places = minor_unit(currency)
+        self._done: dict[tuple[str, str], str] = {}
 
     def money(self, value: Decimal) -> str:
-        return format_currency(value, self.currency, locale=self.locale)
+        key = ("money", str(value))
+        text = self._done.get(key)
+        if text is None:
+            text = self._done[key] = format_currency(value, self.currency, locale=self.locale)
+        return text
 
     def amount(self, value: Decimal) -> str:
         """An amount without the currency sign, always with the currency's decimals (line table)."""
-        return str(_pattern(self.locale, self.places).apply(value, self.locale))
+        key = ("amount", str(value))
+        text = self._done.get(key)
+        if text is None:
+            text = self._done[key] = str(_pattern(self.locale, self.places).apply(value, self.locale))
+        return text
 
     def price(self, value: Decimal) -> str:
         """A unit price: at least the currency's decimals, more when the price has them (0.125)."""
-        exponent = value.as_tuple().exponent
-        places = max(self.places, -exponent if isinstance(exponent, int) else 0)
-        return str(_pattern(self.locale, places).apply(value, self.locale))
+        key = ("price", str(value))
+        text = self._done.get(key)
+        if text is None:
+            exponent = value.as_tuple().exponent
+            places = max(self.places, -exponent if isinstance(exponent, int) else 0)
+            text = self._done[key] = str(_pattern(self.locale, places).apply(value, self.locale))
+        return text
 
     def number(self, value: Decimal) -> str:
-        return format_decimal(value, locale=self.locale, decimal_quantization=False)
+        key = ("number", str(value))
+        text = self._done.get(key)
+        if text is None:
+            text = self._done[key] = format_decimal(value, locale=self.locale, decimal_quantization=False)
+        return text
 
     def percent(self, rate: Decimal) -> str:
-        return format_percent(rate.scaleb(-2), locale=self.locale, decimal_quantization=False)
+        key = ("percent", str(rate))
+        text = self._done.get(key)
+        if text is None:
+            text = format_percent(rate.scaleb(-2), locale=self.locale, decimal_quantization=False)
+            self._done[key] = text
+        return text
 
     def date(self, value: date) -> str:
         return format_date(value, "medium", locale=self.locale)
@@ -552,11 +588,10 @@ def _pattern(locale: Locale, places: int) -> NumberPattern:
     return pattern
 
 
-# --------------------------------------------------------------------------------------------- layout
+# --------------------------------------------------------------------------------------------- text
 
 _INK = colors.HexColor("#1F2328")
-_MUTED_HEX = "#59636E"
-_MUTED = colors.HexColor(_MUTED_HEX)
+_MUTED = colors.HexColor("#59636E")
 _RULE = colors.HexColor("#C9D1D9")
 _SHADE = colors.HexColor("#EEF1F4")
 _MARGIN = 18 * mm
@@ -565,82 +600,451 @@ _BODY = 9
 _SMALL = 7.5
 _CELL = 8.5
 _PAD = 4
+# Notes of up to this many lines sit beside the totals, which keeps a 20-line invoice on one page.
+_NOTES_BESIDE_TOTALS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    """One kind of text: a font, its size, the height of a line, a colour."""
+
+    font: str
+    size: float
+    leading: float
+    color: colors.Color
 
 
 @dataclass(frozen=True, slots=True)
 class _Styles:
-    body: ParagraphStyle
-    small: ParagraphStyle
-    heading: ParagraphStyle
-    title: ParagraphStyle
-    caption: ParagraphStyle
-    cell: ParagraphStyle
-    head_left: ParagraphStyle
-    head_right: ParagraphStyle
-    meta_label: ParagraphStyle
-    meta_value: ParagraphStyle
+    body: _Style
+    strong: _Style
+    small: _Style
+    detail: _Style
+    heading: _Style
+    title: _Style
+    cell: _Style
+    cell_muted: _Style
+    cell_head: _Style
+    cell_note: _Style
+    total_due: _Style
 
 
 @lru_cache(maxsize=8)
 def _styles(fonts: _Fonts) -> _Styles:
-    def style(name: str, **kw: Any) -> ParagraphStyle:
-        base = {"fontName": fonts.regular, "fontSize": _BODY, "leading": _BODY * 1.3, "textColor": _INK}
-        return ParagraphStyle(name, **(base | kw))
-
     return _Styles(
-        body=style("body"),
-        small=style("small", fontSize=_SMALL, leading=_SMALL * 1.3, textColor=_MUTED),
-        heading=style("heading", fontName=fonts.bold, fontSize=10, leading=13, spaceBefore=8, spaceAfter=3),
-        title=style("title", fontName=fonts.bold, fontSize=20, leading=24, alignment=TA_RIGHT, spaceAfter=6),
-        caption=style("caption", fontSize=_SMALL, leading=_SMALL * 1.3, textColor=_MUTED, alignment=TA_RIGHT),
-        cell=style("cell", fontSize=_CELL, leading=_CELL * 1.25),
-        head_left=style("head_left", fontName=fonts.bold, fontSize=_CELL, leading=_CELL * 1.2),
-        head_right=style("head_right", fontName=fonts.bold, fontSize=_CELL, leading=_CELL * 1.2, alignment=TA_RIGHT),
-        meta_label=style("meta_label", fontSize=_CELL, leading=_CELL * 1.3, textColor=_MUTED, alignment=TA_LEFT),
-        meta_value=style("meta_value", fontSize=_CELL, leading=_CELL * 1.3, alignment=TA_RIGHT),
+        body=_Style(fonts.regular, _BODY, _BODY * 1.3, _INK),
+        strong=_Style(fonts.bold, _BODY, _BODY * 1.3, _INK),
+        small=_Style(fonts.regular, _SMALL, _SMALL * 1.3, _MUTED),
+        detail=_Style(fonts.regular, _SMALL + 0.5, (_SMALL + 0.5) * 1.3, _MUTED),
+        heading=_Style(fonts.bold, 10, 13, _INK),
+        title=_Style(fonts.bold, 20, 24, _INK),
+        cell=_Style(fonts.regular, _CELL, _CELL * 1.25, _INK),
+        cell_muted=_Style(fonts.regular, _CELL, _CELL * 1.3, _MUTED),
+        cell_head=_Style(fonts.bold, _CELL, _CELL * 1.2, _INK),
+        cell_note=_Style(fonts.regular, _SMALL, _SMALL * 1.25, _MUTED),
+        total_due=_Style(fonts.bold, 10.5, 13, _INK),
     )
 
 
-def _markup(text: str) -> str:
-    """User text as Paragraph markup: escaped, line breaks kept."""
-    return "<br/>".join(escape(part) for part in text.splitlines())
+def _width(text: str, style: _Style) -> float:
+    return _measure(text, style.font, style.size)
+
+
+@lru_cache(maxsize=8192)
+def _measure(text: str, font: str, size: float) -> float:
+    # Amounts, rates and units recur on every line and in every invoice; measuring is a Python loop.
+    return float(pdfmetrics.stringWidth(text, font, size))
+
+
+def _wrap(text: str, style: _Style, width: float) -> list[str]:
+    """`text` broken into lines no wider than `width`: between words, and inside a word that is wider than
+    a whole line (a long URL must not run into the next column). The text's own line breaks are kept."""
+    lines: list[str] = []
+    for part in text.splitlines() or [""]:
+        part = part.strip()
+        if _width(part, style) <= width:
+            lines.append(part)
+            continue
+        space = _width(" ", style)
+        current: list[str] = []
+        used = 0.0
+        for word in part.split():
+            size = _width(word, style)
+            if size > width:
+                if current:
+                    lines.append(" ".join(current))
+                *whole, word = _break_word(word, style, width)
+                lines += whole
+                current, used = [word], _width(word, style)
+            elif current and used + space + size > width:
+                lines.append(" ".join(current))
+                current, used = [word], size
+            else:
+                used += size + (space if current else 0.0)
+                current.append(word)
+        if current:
+            lines.append(" ".join(current))
+    return lines
+
+
+def _break_word(word: str, style: _Style, width: float) -> list[str]:
+    pieces: list[str] = []
+    start, used = 0, 0.0
+    for index, char in enumerate(word):
+        size = _width(char, style)
+        if used + size > width and index > start:
+            pieces.append(word[start:index])
+            start, used = index, 0.0
+        used += size
+    pieces.append(word[start:])
+    return pieces
+
+
+# A cell or a block of text: lines, each in its style.
+_Lines = tuple[tuple[str, _Style], ...]
+
+
+def _lines_of(text: str, style: _Style, width: float) -> _Lines:
+    return tuple((line, style) for line in _wrap(text, style, width))
+
+
+def _height(lines: _Lines) -> float:
+    return sum(style.leading for _, style in lines)
+
+
+class _Pen:
+    """Writes lines of text into one PDF text object, changing font and colour only when the style does.
+
+    A text object per string (what `drawString` makes) costs about twice as much per cell; a page of
+    invoice lines is a few hundred strings.
+    """
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.canvas = canvas
+        self.text = canvas.beginText()
+        self.style: _Style | None = None
+
+    def write(self, lines: _Lines, *, left: float, right: float, top: float, align: str) -> None:
+        """The first baseline sits one font size below `top`, as a Paragraph or a Table cell sets it."""
+        text = self.text
+        y = top
+        for line, style in lines:
+            if line:
+                if style is not self.style:
+                    text.setFont(style.font, style.size, style.leading)
+                    text.setFillColor(style.color)
+                    self.style = style
+                x = left if align == "L" else right - _width(line, style)
+                text.setTextOrigin(x, y - style.size)
+                text.textOut(line)
+            y -= style.leading
+
+    def finish(self) -> None:
+        self.canvas.drawText(self.text)
+
+
+class _Text(Flowable):  # type: ignore[misc]  # ReportLab is untyped
+    """Plain text in one or more styles (one style per line), wrapped to the width the layout gives it.
+
+    It does for the invoice's text what a Paragraph would, without parsing markup. It splits between lines
+    when it runs onto the next page.
+    """
+
+    def __init__(self, items: Sequence[tuple[str, _Style]], *, align: Literal["L", "R"] = "L") -> None:
+        super().__init__()
+        self.items = tuple(items)
+        self.align = align
+        self.lines: _Lines = ()
+        self._wrapped_at = -1.0
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        if avail_width != self._wrapped_at:
+            self.lines = tuple(line for text, style in self.items for line in _lines_of(text, style, avail_width))
+            self._wrapped_at = avail_width
+        self.width = avail_width
+        self.height = _height(self.lines)
+        return self.width, self.height
+
+    def split(self, avail_width: float, avail_height: float) -> list[Flowable]:
+        self.wrap(avail_width, avail_height)
+        used, fit = 0.0, 0
+        for _, style in self.lines:
+            if used + style.leading > avail_height:
+                break
+            used += style.leading
+            fit += 1
+        if fit == 0:
+            return []
+        if fit == len(self.lines):
+            return [self]
+        return [_Text(self.lines[:fit], align=self.align), _Text(self.lines[fit:], align=self.align)]
+
+    def draw(self) -> None:
+        pen = _Pen(self.canv)
+        pen.write(self.lines, left=0.0, right=self.width, top=self.height, align=self.align)
+        pen.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    width: float
+    color: colors.Color
+
+
+_HEAVY = _Rule(0.8, _INK)
+_THIN = _Rule(0.3, _RULE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A row of a `_Grid`: its cells' lines (already wrapped to their columns), padding and decoration."""
+
+    cells: tuple[_Lines, ...]
+    top: float = 2.0
+    bottom: float = 2.0
+    background: colors.Color | None = None
+    rule_above: _Rule | None = None
+    rule_below: _Rule | None = None
+
+    @property
+    def height(self) -> float:
+        return self.top + max(_height(cell) for cell in self.cells) + self.bottom
+
+
+class _Grid(Flowable):  # type: ignore[misc]  # ReportLab is untyped
+    """A table of plain text with fixed column widths: what the invoice's tables need and no more.
+
+    Cells hold lines wrapped beforehand, so measuring a row is adding line heights. The grid splits between
+    rows onto the next page and repeats its `header` rows there; a row taller than a whole page (an
+    absurdly long description) is split between its lines. All text goes into one text object.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[float],
+        align: str,
+        rows: Sequence[_Row],
+        *,
+        header: int = 0,
+        pad: float = _PAD,
+        page_height: float | None = None,
+        h_align: str = "LEFT",
+        heights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.widths = tuple(widths)
+        self.align = align  # "L" or "R" per column
+        self.rows = tuple(rows)
+        self.header = header
+        self.pad = pad
+        self.page_height = page_height
+        self.hAlign = h_align
+        self.width = float(sum(self.widths))
+        self.heights = list(heights) if heights is not None else [row.height for row in self.rows]
+        self.height = sum(self.heights)
+
+    def _with(self, body: Sequence[_Row], heights: Sequence[float]) -> _Grid:
+        """A grid with these body rows under this grid's header rows."""
+        head = self.header
+        return _Grid(
+            self.widths,
+            self.align,
+            [*self.rows[:head], *body],
+            header=head,
+            pad=self.pad,
+            page_height=self.page_height,
+            h_align=self.hAlign,
+            heights=[*self.heights[:head], *heights],
+        )
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def split(self, avail_width: float, avail_height: float) -> list[Flowable]:
+        head_height = sum(self.heights[: self.header])
+        body, heights = self.rows[self.header :], self.heights[self.header :]
+        used, fit = 0.0, 0
+        for height in heights:
+            if used + height > avail_height - head_height:
+                break
+            used += height
+            fit += 1
+        if fit == len(body):
+            return [self]
+        if heights[fit] > (self.page_height or 0.0) - head_height:
+            # No page holds this row: it fills the rest of this one and goes on over the next.
+            first, rest = _split_row(body[fit], avail_height - head_height - used)
+            if first is not None:
+                return [
+                    self._with([*body[:fit], first], [*heights[:fit], first.height]),
+                    self._with([rest, *body[fit + 1 :]], [rest.height, *heights[fit + 1 :]]),
+                ]
+        if fit == 0:
+            return []  # the row moves to the next page whole
+        return [self._with(body[:fit], heights[:fit]), self._with(body[fit:], heights[fit:])]
+
+    def draw(self) -> None:
+        canvas = self.canv
+        tops: list[float] = []
+        y = self.height
+        for height in self.heights:
+            tops.append(y)
+            y -= height
+        for row, top, height in zip(self.rows, tops, self.heights, strict=True):
+            if row.background is not None:
+                canvas.setFillColor(row.background)
+                canvas.rect(0, top - height, self.width, height, stroke=0, fill=1)
+        rules: dict[_Rule, list[tuple[float, float, float, float]]] = {}
+        for row, top, height in zip(self.rows, tops, self.heights, strict=True):
+            if row.rule_above is not None:
+                rules.setdefault(row.rule_above, []).append((0, top, self.width, top))
+            if row.rule_below is not None:
+                rules.setdefault(row.rule_below, []).append((0, top - height, self.width, top - height))
+        for rule, segments in rules.items():
+            canvas.setStrokeColor(rule.color)
+            canvas.setLineWidth(rule.width)
+            canvas.lines(segments)
+        pen = _Pen(canvas)
+        pad = self.pad
+        for row, top in zip(self.rows, tops, strict=True):
+            x = 0.0
+            for cell, width, align in zip(row.cells, self.widths, self.align, strict=True):
+                pen.write(cell, left=x + pad, right=x + width - pad, top=top - row.top, align=align)
+                x += width
+        pen.finish()
+
+
+def _split_row(row: _Row, room: float) -> tuple[_Row | None, _Row]:
+    """A row too tall for any page, cut between lines: what fits in `room`, and the rest."""
+    space = room - row.top - row.bottom
+    firsts: list[_Lines] = []
+    rests: list[_Lines] = []
+    for cell in row.cells:
+        used, fit = 0.0, 0
+        for _, style in cell:
+            if used + style.leading > space:
+                break
+            used += style.leading
+            fit += 1
+        firsts.append(cell[:fit])
+        rests.append(cell[fit:])
+    if not any(firsts):
+        return None, row
+    first = _Row(tuple(firsts), top=row.top, bottom=row.bottom, background=row.background, rule_above=row.rule_above)
+    rest = _Row(tuple(rests), top=row.top, bottom=row.bottom, background=row.background, rule_below=row.rule_below)
+    return first, rest
+
+
+class _Columns(Flowable):  # type: ignore[misc]  # ReportLab is untyped
+    """Flowables side by side, each column stacked from the top; boxed columns get a ruled frame."""
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[float, Sequence[Flowable]]],
+        *,
+        boxed: Sequence[int] = (),
+        box_pad: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> None:
+        super().__init__()
+        self.columns = [(width, list(flowables)) for width, flowables in columns]
+        self.boxed = frozenset(boxed)
+        self.box_pad = box_pad  # top, sides, bottom
+        self.width = float(sum(width for width, _ in self.columns))
+        self.height = 0.0
+        self._sizes: list[list[tuple[float, float]]] = []
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        top, side, bottom = self.box_pad
+        self._sizes = []
+        height = 0.0
+        for index, (width, flowables) in enumerate(self.columns):
+            inner = width - 2 * side if index in self.boxed else width
+            sizes = [flowable.wrap(inner, 1e6) for flowable in flowables]
+            self._sizes.append(sizes)
+            extra = top + bottom if index in self.boxed else 0.0
+            height = max(height, sum(h for _, h in sizes) + extra)
+        self.height = height
+        return self.width, self.height
+
+    def draw(self) -> None:
+        canvas = self.canv
+        top, side, _ = self.box_pad
+        x = 0.0
+        for index, ((width, flowables), sizes) in enumerate(zip(self.columns, self._sizes, strict=True)):
+            boxed = index in self.boxed
+            if boxed and flowables:
+                canvas.setStrokeColor(_RULE)
+                canvas.setLineWidth(0.6)
+                canvas.rect(x, 0, width, self.height, stroke=1, fill=0)
+            inner_left = x + side if boxed else x
+            inner = width - 2 * side if boxed else width
+            y = self.height - (top if boxed else 0.0)
+            for flowable, (w, h) in zip(flowables, sizes, strict=True):
+                y -= h
+                left = inner_left + inner - w if getattr(flowable, "hAlign", "LEFT") == "RIGHT" else inner_left
+                flowable.drawOn(canvas, left, y)
+            x += width
+
+
+# --------------------------------------------------------------------------------------------- layout
 
 
 class _Renderer:
-    def __init__(self, doc: InvoiceDocument, fonts: _Fonts, width: float) -> None:
+    def __init__(self, doc: InvoiceDocument, fonts: _Fonts, width: float, page_height: float) -> None:
         self.doc = doc
         self.fonts = fonts
         self.width = width
+        self.page_height = page_height
         self.fmt = _Format(doc.language, doc.currency)
         self.labels = labels_for(doc.language)
         self.styles = _styles(fonts)
         self.language = _language(doc.language)
 
     def story(self) -> list[Flowable]:
-        doc = self.doc
-        story: list[Flowable] = [self._header(), Spacer(0, 8 * mm), self._addresses(), Spacer(0, 7 * mm)]
-        story.append(Paragraph(escape(self.labels["amounts_in"].format(currency=doc.currency)), self.styles.caption))
+        doc, styles = self.doc, self.styles
+        story: list[Flowable] = [self._header(), Spacer(0, 4 * mm), self._addresses(), Spacer(0, 5 * mm)]
+        story.append(_Text([(self.labels["amounts_in"].format(currency=doc.currency), styles.small)], align="R"))
+        story.append(Spacer(0, 1))
         story.append(self._lines())
-        story.append(Spacer(0, 5 * mm))
-        closing: list[Flowable] = []
+        # The VAT breakdown, the totals and how to pay stay together, on the last page of the item table.
+        closing: list[Flowable] = [Spacer(0, 4 * mm)]
         if doc.allowances_charges:
-            closing.append(self._allowances_charges())
-        closing += [self._vat_breakdown(), Spacer(0, 4 * mm), self._totals()]
+            closing += [self._allowances_charges(), Spacer(0, 3 * mm)]
+        closing += [*self._vat_breakdown(), Spacer(0, 4 * mm)]
+        totals = self._totals()
+        side_width = self.width - totals.width - 8 * mm
+        left = self._payment(side_width)
+        notes = self._notes()
+        # Short notes sit under the payment details, beside the totals; long ones follow in full width and
+        # may run onto the next page.
+        if notes and len(_wrap(doc.notes or "", styles.body, side_width)) <= _NOTES_BESIDE_TOTALS:
+            left += [Spacer(0, 3 * mm), *notes] if left else notes
+            notes = []
+        closing.append(
+            _Columns([(side_width, left), (self.width - side_width - totals.width, []), (totals.width, [totals])])
+        )
         story.append(KeepTogether(closing))
-        story += self._payment()
-        if doc.notes:
-            story += [Paragraph(escape(self.labels["notes"]), self.styles.heading)]
-            story += [Paragraph(_markup(doc.notes), self.styles.body)]
+        if notes:
+            story += [Spacer(0, 4 * mm), *notes]
         return story
+
+    def _notes(self) -> list[Flowable]:
+        if not self.doc.notes:
+            return []
+        heading = _Text([(self.labels["notes"], self.styles.heading)])
+        heading.keepWithNext = 1
+        return [heading, Spacer(0, 2), _Text([(self.doc.notes, self.styles.body)])]
 
     # -- header: seller on the left, title and references on the right
 
-    def _header(self) -> Table:
-        doc, labels, fmt = self.doc, self.labels, self.fmt
+    def _header(self) -> _Columns:
+        doc, labels, fmt, styles = self.doc, self.labels, self.fmt, self.styles
+        right_width = self.width * 0.42
+        left_width = self.width - right_width - 6 * mm
         left: list[Flowable] = []
         if doc.logo:
             left += [_logo(doc.logo, max_width=55 * mm, max_height=22 * mm), Spacer(0, 3 * mm)]
-        left.append(Paragraph(self._party(doc.seller, details=True), self.styles.body))
+        left.append(_Text(self._party(doc.seller, details=True, width=left_width)))
         meta: list[tuple[str, str]] = [(labels["number"], doc.number), (labels["issue_date"], fmt.date(doc.issue_date))]
         if doc.due_date is not None:
             meta.append((labels["due_date"], fmt.date(doc.due_date)))
@@ -650,54 +1054,54 @@ class _Renderer:
             meta.append((labels["order_reference"], doc.order_reference))
         if doc.kind == "credit_note" and doc.preceding_invoice_number:
             meta.append((labels["credits_invoice"], doc.preceding_invoice_number))
-        right_width = self.width * 0.45
-        meta_table = Table(
+        label_width = max(_width(k, styles.cell_muted) for k, _ in meta) + 3 * mm
+        value_width = right_width - label_width
+        meta_grid = _Grid(
+            [label_width, value_width],
+            "LR",
             [
-                [Paragraph(escape(k), self.styles.meta_label), Paragraph(escape(v), self.styles.meta_value)]
+                _Row((_lines_of(k, styles.cell_muted, label_width), _lines_of(v, styles.cell, value_width)), 0, 1)
                 for k, v in meta
             ],
-            colWidths=[right_width * 0.45, right_width * 0.55],
-            hAlign="RIGHT",
-            style=TableStyle([*self._plain(), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]),
+            pad=0,
         )
-        title = Paragraph(escape(labels["credit_note" if doc.kind == "credit_note" else "invoice"]), self.styles.title)
-        return Table(
-            [[left, [title, meta_table]]],
-            colWidths=[self.width - right_width, right_width],
-            style=TableStyle(self._plain()),
+        kind = labels["credit_note" if doc.kind == "credit_note" else "invoice"]
+        title = _Text([(kind, styles.title)], align="R")
+        return _Columns(
+            [
+                (left_width, left),
+                (self.width - left_width - right_width, []),
+                (right_width, [title, Spacer(0, 2 * mm), meta_grid]),
+            ]
         )
 
-    def _plain(self) -> list[tuple[Any, ...]]:
-        """A layout table: no padding, top-aligned, and our font for empty cells (ReportLab's default is
-        Helvetica, which would put a non-embedded standard font into the PDF)."""
-        return [
-            ("FONT", (0, 0), (-1, -1), self.fonts.regular, _BODY),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            *((side, (0, 0), (-1, -1), 0) for side in ("LEFTPADDING", "RIGHTPADDING", "TOPPADDING", "BOTTOMPADDING")),
-        ]
-
-    def _party(self, party: Party, *, details: bool) -> str:
-        labels = self.labels
-        rows = [f"<b>{escape(party.name)}</b>"]
+    def _party(self, party: Party, *, details: bool, width: float) -> list[tuple[str, _Style]]:
+        labels, styles = self.labels, self.styles
+        items = [(party.name, styles.strong)]
         if party.legal_name and party.legal_name != party.name:
-            rows.append(escape(party.legal_name))
-        rows += [escape(line) for line in (party.line1, party.line2) if line]
-        place = self._place(party)
-        rows += [escape(line) for line in place]
+            items.append((party.legal_name, styles.body))
+        items += [(line, styles.body) for line in (party.line1, party.line2) if line]
+        items += [(line, styles.body) for line in self._place(party)]
         if party.country:
-            rows.append(escape(self.fmt.locale.territories.get(party.country, party.country)))
-        extra: list[str] = []
+            items.append((self.fmt.locale.territories.get(party.country, party.country), styles.body))
+        ids: list[str] = []
         if party.vat_id:
-            extra.append(f"{escape(labels['vat_id'])}: {escape(party.vat_id)}")
+            ids.append(f"{labels['vat_id']}: {party.vat_id}")
         if party.company_id:
-            extra.append(f"{escape(labels['company_id'])}: {escape(party.company_id)}")
+            ids.append(f"{labels['company_id']}: {party.company_id}")
+        contact: list[str] = []
         if details and party.email:
-            extra.append(f"{escape(labels['email'])}: {escape(party.email)}")
+            contact.append(f"{labels['email']}: {party.email}")
         if details and party.phone:
-            extra.append(f"{escape(labels['phone'])}: {escape(party.phone)}")
-        if extra:
-            rows.append(f'<font size="{_SMALL + 0.5}" color="{_MUTED_HEX}">{"<br/>".join(extra)}</font>')
-        return "<br/>".join(rows)
+            contact.append(f"{labels['phone']}: {party.phone}")
+        for group in (ids, contact):
+            # Pairs share a line when it holds them both, and take a line each otherwise.
+            joined = "  ·  ".join(group)
+            if group and _width(joined, styles.detail) <= width:
+                items.append((joined, styles.detail))
+            else:
+                items += [(text, styles.detail) for text in group]
+        return items
 
     @staticmethod
     def _place(party: Party) -> list[str]:
@@ -710,35 +1114,26 @@ class _Renderer:
         line = " ".join(part for part in (postal, city) if part)
         return [line for line in (line, region) if line]
 
-    def _addresses(self) -> Table:
+    def _addresses(self) -> _Columns:
         doc, styles = self.doc, self.styles
         gap = 6 * mm
         box = (self.width - gap) / 2
+        inner = box - 6 * mm
 
         def block(label: str, party: Party) -> list[Flowable]:
-            return [
-                Paragraph(escape(label).upper(), self.styles.small),
-                Spacer(0, 1.5 * mm),
-                Paragraph(self._party(party, details=False), styles.body),
-            ]
+            return [_Text([(label.upper(), styles.small), *self._party(party, details=False, width=inner)])]
 
         bill = block(self.labels["bill_to"], doc.buyer)
-        ship: list[Flowable] | str = block(self.labels["ship_to"], doc.ship_to) if doc.ship_to else ""
-        commands: list[tuple[Any, ...]] = [
-            *self._plain(),
-            ("BOX", (0, 0), (0, 0), 0.6, _RULE),
-            ("LEFTPADDING", (0, 0), (-1, -1), 3 * mm),
-            ("RIGHTPADDING", (0, 0), (-1, -1), 3 * mm),
-            ("TOPPADDING", (0, 0), (-1, -1), 2.5 * mm),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 3 * mm),
-        ]
-        if doc.ship_to:
-            commands.append(("BOX", (2, 0), (2, 0), 0.6, _RULE))
-        return Table([[bill, "", ship]], colWidths=[box, gap, box], style=TableStyle(commands))
+        ship = block(self.labels["ship_to"], doc.ship_to) if doc.ship_to else []
+        return _Columns(
+            [(box, bill), (gap, []), (box, ship)],
+            boxed=(0, 2) if doc.ship_to else (0,),
+            box_pad=(2.5 * mm, 3 * mm, 2 * mm),
+        )
 
     # -- the item table
 
-    def _lines(self) -> Table:
+    def _lines(self) -> _Grid:
         doc, fmt, labels, styles = self.doc, self.fmt, self.labels, self.styles
         # Columns: #, description, quantity, unit, unit price, VAT %, net amount.
         cells = [
@@ -757,45 +1152,43 @@ class _Renderer:
         others = [heads[0], *heads[2:]]
         columns = [[row[i] for row in cells] for i in range(len(others))]
         # Headings on one line while the description keeps most of the page; wrapped headings otherwise.
+        whole = True
         widths = [self._column_width(head, values, whole=True) for head, values in zip(others, columns, strict=True)]
         if self.width - sum(widths) < 75 * mm:
+            whole = False
             widths = [self._column_width(head, values) for head, values in zip(others, columns, strict=True)]
         description_width = max(self.width - sum(widths), 40 * mm)
-        header = [
-            Paragraph(escape(head), styles.head_left if i in (0, 1, 3) else styles.head_right)
-            for i, head in enumerate(heads)
-        ]
-        rows: list[list[Any]] = [header]
-        for line, (pos, qty, unit, price, rate, net) in zip(doc.lines, cells, strict=True):
-            text = _markup(line.description)
-            if line.vat_exemption_reason:
-                text += f'<br/><font size="{_SMALL}" color="{_MUTED_HEX}">{escape(line.vat_exemption_reason)}</font>'
-            rows.append([pos, Paragraph(text, styles.cell), qty, unit, price, rate, net])
-        style = TableStyle(
-            [
-                ("FONT", (0, 0), (-1, -1), self.fonts.regular, _CELL, _CELL * 1.25),
-                ("TEXTCOLOR", (0, 0), (-1, -1), _INK),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("ALIGN", (2, 0), (2, -1), "RIGHT"),
-                ("ALIGN", (4, 0), (-1, -1), "RIGHT"),
-                ("BACKGROUND", (0, 0), (-1, 0), _SHADE),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.8, _INK),
-                ("LINEBELOW", (0, 1), (-1, -1), 0.3, _RULE),
-                ("LEFTPADDING", (0, 0), (-1, -1), _PAD),
-                ("RIGHTPADDING", (0, 0), (-1, -1), _PAD),
-                ("TOPPADDING", (0, 0), (-1, -1), 3),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-            ]
+        all_widths = [widths[0], description_width, *widths[1:]]
+        head_cells = tuple(
+            ((head, styles.cell_head),) if whole else _lines_of(head, styles.cell_head, width - 2 * _PAD)
+            for head, width in zip(heads, all_widths, strict=True)
         )
-        # repeatRows: the column headings come back at the top of every page the table runs onto.
-        return Table(rows, colWidths=[widths[0], description_width, *widths[1:]], repeatRows=1, style=style)
+        rows = [_Row(head_cells, background=_SHADE, rule_below=_HEAVY)]
+        text_width = description_width - 2 * _PAD
+        cell = styles.cell
+        for line, (pos, qty, unit, price, rate, net) in zip(doc.lines, cells, strict=True):
+            description = _lines_of(line.description, cell, text_width)
+            if line.vat_exemption_reason:
+                description += _lines_of(line.vat_exemption_reason, styles.cell_note, text_width)
+            row = (
+                ((pos, cell),),
+                description,
+                ((qty, cell),),
+                ((unit, cell),),
+                ((price, cell),),
+                ((rate, cell),),
+                ((net, cell),),
+            )
+            rows.append(_Row(row, rule_below=_THIN))
+        # The column headings come back at the top of every page the table runs onto.
+        return _Grid(all_widths, "LLRLRRR", rows, header=1, page_height=self.page_height)
 
     def _column_width(self, head: str, values: Sequence[str], *, whole: bool = False) -> float:
         """Wide enough for every value on one line, and for the heading (`whole`) or its longest word."""
-        widest_value = max((pdfmetrics.stringWidth(v, self.fonts.regular, _CELL) for v in values), default=0.0)
+        widest_value = max((_width(v, self.styles.cell) for v in values), default=0.0)
         words = [head] if whole else head.split()
-        widest_word = max(pdfmetrics.stringWidth(w, self.fonts.bold, _CELL) for w in words)
-        return float(max(widest_value, widest_word)) + 2 * _PAD + 1
+        widest_word = max(_width(w, self.styles.cell_head) for w in words)
+        return max(widest_value, widest_word) + 2 * _PAD + 1
 
     def _unit(self, code: str) -> str:
         name = UNIT_NAMES.get(code)
@@ -810,133 +1203,119 @@ class _Renderer:
     def _category(self, code: str) -> str:
         return self.labels.get(f"cat_{code}", code)
 
-    def _vat_breakdown(self) -> Table:
+    def _vat_breakdown(self) -> list[Flowable]:
         fmt, labels, styles = self.fmt, self.labels, self.styles
-        rows: list[list[Any]] = [
-            [
-                Paragraph(escape(labels["vat_category"]), styles.head_left),
-                Paragraph(escape(labels["vat_rate"]), styles.head_right),
-                Paragraph(escape(labels["taxable_amount"]), styles.head_right),
-                Paragraph(escape(labels["vat_amount"]), styles.head_right),
-            ]
-        ]
-        for group in self.doc.vat_breakdown:
-            text = f"{escape(self._category(group.vat_category))} ({escape(group.vat_category)})"
-            if group.exemption_reason:
-                text += f'<br/><font size="{_SMALL}" color="{_MUTED_HEX}">{escape(group.exemption_reason)}</font>'
-            rows.append(
-                [
-                    Paragraph(text, styles.cell),
-                    fmt.percent(group.vat_rate),
-                    fmt.money(group.taxable_amount),
-                    fmt.money(group.tax_amount),
-                ]
-            )
-        amounts = [r[2] for r in rows[1:]] + [r[3] for r in rows[1:]]
-        money_width = self._column_width(labels["taxable_amount"], amounts, whole=True)
-        rate_width = self._column_width(labels["vat_rate"], [r[1] for r in rows[1:]])
+        groups = self.doc.vat_breakdown
+        rates = [fmt.percent(group.vat_rate) for group in groups]
+        taxable = [fmt.money(group.taxable_amount) for group in groups]
+        taxes = [fmt.money(group.tax_amount) for group in groups]
+        money_width = self._column_width(labels["taxable_amount"], taxable + taxes, whole=True)
+        money_width = max(money_width, self._column_width(labels["vat_amount"], [], whole=True))
+        rate_width = self._column_width(labels["vat_rate"], rates)
         first = self.width - rate_width - 2 * money_width
-        return Table(
-            [[Paragraph(escape(labels["vat_breakdown"]), styles.heading), "", "", ""], *rows],
-            colWidths=[first, rate_width, money_width, money_width],
-            style=TableStyle(
-                [
-                    ("SPAN", (0, 0), (-1, 0)),
-                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, _CELL, _CELL * 1.25),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-                    ("BACKGROUND", (0, 1), (-1, 1), _SHADE),
-                    ("LINEBELOW", (0, 1), (-1, 1), 0.8, _INK),
-                    ("LINEBELOW", (0, 2), (-1, -1), 0.3, _RULE),
-                    ("LEFTPADDING", (0, 0), (-1, -1), _PAD),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), _PAD),
-                    ("LEFTPADDING", (0, 0), (0, 0), 0),
-                ]
-            ),
-        )
+        heads = (labels["vat_category"], labels["vat_rate"], labels["taxable_amount"], labels["vat_amount"])
+        head_widths = (first, rate_width, money_width, money_width)
+        rows = [
+            _Row(
+                tuple(_lines_of(h, styles.cell_head, w - 2 * _PAD) for h, w in zip(heads, head_widths, strict=True)),
+                top=2.5,
+                bottom=2.5,
+                background=_SHADE,
+                rule_below=_HEAVY,
+            )
+        ]
+        for group, rate, base, tax in zip(groups, rates, taxable, taxes, strict=True):
+            name = _lines_of(
+                f"{self._category(group.vat_category)} ({group.vat_category})", styles.cell, first - 2 * _PAD
+            )
+            if group.exemption_reason:
+                name += _lines_of(group.exemption_reason, styles.cell_note, first - 2 * _PAD)
+            cells = (name, ((rate, styles.cell),), ((base, styles.cell),), ((tax, styles.cell),))
+            rows.append(_Row(cells, top=2.5, bottom=2.5, rule_below=_THIN))
+        grid = _Grid(head_widths, "LRRR", rows)
+        return [_Text([(labels["vat_breakdown"], styles.heading)]), Spacer(0, 2), grid]
 
-    def _allowances_charges(self) -> Table:
-        fmt, labels = self.fmt, self.labels
-        rows = []
+    def _allowances_charges(self) -> _Grid:
+        fmt, labels, styles = self.fmt, self.labels, self.styles
+        items: list[tuple[str, str, str]] = []
         for item in self.doc.allowances_charges:
             kind = labels["charge" if item.is_charge else "allowance"]
             reason = f"{kind}: {item.reason}" if item.reason else kind
             amount = item.amount if item.is_charge else -item.amount
-            rows.append([Paragraph(escape(reason), self.styles.cell), fmt.percent(item.vat_rate), fmt.money(amount)])
-        amount_width = self._column_width(labels["net_amount"], [r[2] for r in rows])
-        rate_width = self._column_width(labels["vat_rate"], [r[1] for r in rows])
-        return Table(
-            rows,
-            colWidths=[self.width - amount_width - rate_width, rate_width, amount_width],
-            style=TableStyle(
-                [
-                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, _CELL, _CELL * 1.25),
-                    ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("LINEBELOW", (0, 0), (-1, -1), 0.3, _RULE),
-                ]
-            ),
-        )
+            items.append((reason, fmt.percent(item.vat_rate), fmt.money(amount)))
+        amount_width = self._column_width(labels["net_amount"], [r[2] for r in items])
+        rate_width = self._column_width(labels["vat_rate"], [r[1] for r in items])
+        first = self.width - amount_width - rate_width
+        rows = [
+            _Row(
+                (_lines_of(reason, styles.cell, first - 2 * _PAD), ((rate, styles.cell),), ((amount, styles.cell),)),
+                top=3,
+                bottom=3,
+                rule_below=_THIN,
+            )
+            for reason, rate, amount in items
+        ]
+        return _Grid([first, rate_width, amount_width], "LRR", rows)
 
-    def _totals(self) -> Table:
-        doc, fmt, labels = self.doc, self.fmt, self.labels
-        rows: list[tuple[str, str]] = []
+    def _totals(self) -> _Grid:
+        doc, fmt, labels, styles = self.doc, self.fmt, self.labels, self.styles
+        amounts: list[tuple[str, str]] = []
         if doc.allowances_charges:
-            rows.append((labels["line_total"], fmt.money(doc.line_total)))
+            amounts.append((labels["line_total"], fmt.money(doc.line_total)))
             if doc.allowance_total:
-                rows.append((labels["allowance"], fmt.money(-doc.allowance_total)))
+                amounts.append((labels["allowance"], fmt.money(-doc.allowance_total)))
             if doc.charge_total:
-                rows.append((labels["charge"], fmt.money(doc.charge_total)))
-        rows += [
+                amounts.append((labels["charge"], fmt.money(doc.charge_total)))
+        amounts += [
             (labels["net_total"], fmt.money(doc.net_total)),
             (labels["vat_total"], fmt.money(doc.vat_total)),
             (labels["gross_total"], fmt.money(doc.gross_total)),
             (labels["paid"], fmt.money(doc.prepaid_amount)),
             (labels["amount_due"], fmt.money(doc.amount_due)),
         ]
-        gross, due = len(rows) - 3, len(rows) - 1
-        value_width = max(pdfmetrics.stringWidth(v, self.fonts.bold, _BODY) for _, v in rows) + 2 * _PAD + 2
-        label_width = max(pdfmetrics.stringWidth(k, self.fonts.bold, _BODY) for k, _ in rows) + 2 * _PAD + 2
-        return Table(
-            rows,
-            colWidths=[max(label_width, 45 * mm), max(value_width, 30 * mm)],
-            hAlign="RIGHT",
-            style=TableStyle(
-                [
-                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, _BODY, _BODY * 1.3),
-                    ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                    ("FONT", (0, gross), (-1, gross), self.fonts.bold, _BODY, _BODY * 1.3),
-                    ("LINEABOVE", (0, gross), (-1, gross), 0.8, _INK),
-                    ("FONT", (0, due), (-1, due), self.fonts.bold, 10.5, 13),
-                    ("BACKGROUND", (0, due), (-1, due), _SHADE),
-                    ("LINEABOVE", (0, due), (-1, due), 0.8, _INK),
-                    ("TOPPADDING", (0, 0), (-1, -1), 2.5),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
-                ]
-            ),
-        )
+        gross, due = len(amounts) - 3, len(amounts) - 1
+        value_width = max(_width(v, styles.total_due) for _, v in amounts) + 2 * _PAD + 2
+        label_width = max(_width(k, styles.total_due) for k, _ in amounts) + 2 * _PAD + 2
+        rows: list[_Row] = []
+        for index, (label, value) in enumerate(amounts):
+            style = styles.total_due if index == due else styles.strong if index == gross else styles.body
+            cells = (((label, style),), ((value, style),))
+            if index == due:
+                rows.append(_Row(cells, top=2.5, bottom=2.5, background=_SHADE, rule_above=_HEAVY))
+            else:
+                rows.append(_Row(cells, top=2.5, bottom=2.5, rule_above=_HEAVY if index == gross else None))
+        return _Grid([max(label_width, 40 * mm), max(value_width, 30 * mm)], "LR", rows, h_align="RIGHT")
 
-    def _payment(self) -> list[Flowable]:
-        doc, labels = self.doc, self.labels
-        rows: list[str] = []
+    def _payment(self, width: float) -> list[Flowable]:
+        doc, labels, styles = self.doc, self.labels, self.styles
+        if not (doc.payment_terms or doc.iban or doc.bic):
+            return []
+        heading = _Text([(labels["payment"], styles.heading)])
+        heading.keepWithNext = 1
+        payment: list[Flowable] = [heading, Spacer(0, 2)]
         if doc.payment_terms:
-            rows.append(_markup(doc.payment_terms))
+            payment.append(_Text([(doc.payment_terms, styles.body)]))
         details = [
             (labels["iban"], _group_iban(doc.iban) if doc.iban else None),
             (labels["bic"], doc.bic),
             (labels["payment_reference"], doc.payment_reference),
         ]
-        rows += [f"{escape(label)}: <b>{escape(value)}</b>" for label, value in details if value]
-        if not (doc.payment_terms or doc.iban or doc.bic):
-            return []
-        return [
-            KeepTogether(
+        rows = [(label, value) for label, value in details if value]
+        if rows:
+            # What a payer types into a bank form, in bold beside its label.
+            label_width = max(_width(label, styles.body) for label, _ in rows) + 3 * mm
+            value_width = max(width - label_width, 20 * mm)
+            grid = _Grid(
+                [label_width, value_width],
+                "LL",
                 [
-                    Paragraph(escape(labels["payment"]), self.styles.heading),
-                    Paragraph("<br/>".join(rows), self.styles.body),
-                ]
+                    _Row((((label, styles.body),), _lines_of(value, styles.strong, value_width)), 0, 0)
+                    for label, value in rows
+                ],
+                pad=0,
             )
-        ]
+            payment += [Spacer(0, 1), grid]
+        return payment
 
 
 def _group_iban(iban: str) -> str:
@@ -1030,7 +1409,9 @@ def render_pdf(doc: InvoiceDocument, *, page_size: PageSize = "A4", fonts_dir: P
     seller = doc.seller.legal_name or doc.seller.name
     if doc.seller.vat_id:
         seller = f"{seller} · {labels['vat_id']} {doc.seller.vat_id}"
-    footer = _Footer(fonts=fonts, page_label=labels["page"], seller_line=seller, margin=_MARGIN)
+    # Every page names the document it belongs to: pages of a long invoice get separated and copied.
+    page_label = f"{title}  ·  {labels['page']}" if doc.number else labels["page"]
+    footer = _Footer(fonts=fonts, page_label=page_label, seller_line=seller, margin=_MARGIN)
     # A frame without inner padding: tables sized to the frame width line up with the margins exactly.
     frame = Frame(
         template.leftMargin,
@@ -1044,6 +1425,6 @@ def render_pdf(doc: InvoiceDocument, *, page_size: PageSize = "A4", fonts_dir: P
         id="body",
     )
     template.addPageTemplates([PageTemplate(id="page", frames=[frame])])
-    story = _Renderer(doc, fonts, template.width).story()
+    story = _Renderer(doc, fonts, template.width, template.height).story()
     template.build(story, canvasmaker=partial(_PagedCanvas, footer=footer))
     return buffer.getvalue()

@@ -25,7 +25,7 @@ from invoiceflow.core.schemas import AmountIn, CurrencyCode, InputModel, OutputM
 from invoiceflow.core.storage import attachment_disposition
 from invoiceflow.documents import service
 from invoiceflow.documents.service import CONTENT_TYPES, DocumentFormat, StoredDocument
-from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceStatus, SortField
+from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceKind, InvoiceStatus, SortField
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
@@ -42,6 +42,7 @@ class InvoiceExportFilters(InputModel):
     """
 
     status: InvoiceStatus | None = None
+    kind: InvoiceKind | None = None
     client_id: uuid.UUID | None = None
     issue_date_from: date | None = None
     issue_date_to: date | None = None

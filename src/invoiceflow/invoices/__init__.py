@@ -1,4 +1,4 @@
-"""Invoices: lines, totals, numbering, status lifecycle; turning orders into invoices.
+"""Invoices: lines, totals, numbering, status lifecycle; turning orders into invoices; credit notes.
 
-Emits InvoiceCreated, InvoiceUpdated, InvoiceStatusChanged, InvoiceDeleted, OrderInvoiced.
+Emits InvoiceCreated, InvoiceUpdated, InvoiceStatusChanged, InvoiceDeleted, OrderInvoiced, CreditNoteCreated.
 """

@@ -26,10 +26,14 @@ class Invoice(Base):
         Index("ix_invoices_org_client_status", "organization_id", "client_id", "status", "created_at", "id"),
         Index("ix_invoices_org_status_due", "organization_id", "status", "due_date"),
         Index("ix_invoices_org_issue", "organization_id", "issue_date"),
+        Index("ix_invoices_org_credited", "organization_id", "credited_invoice_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    # "invoice" or "credit_note" (invoices/credit_notes.py); a credit note names the invoice it credits.
+    kind: Mapped[str] = mapped_column(String(16), default="invoice", server_default="invoice")
+    credited_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"))
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
     invoice_number: Mapped[str | None] = mapped_column(String(64))

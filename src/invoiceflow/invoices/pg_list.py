@@ -33,18 +33,30 @@ def _places_case() -> str:
     return f"CASE i.currency {whens} ELSE 2 END"
 
 
-def _transitions_case() -> str:
+def _status_case(table: dict[str, tuple[str, ...]]) -> str:
     whens = " ".join(
         f"WHEN {_sql_text(status)} THEN CAST({_sql_text(orjson.dumps(list(nxt)).decode())} AS json)"
-        for status, nxt in transitions.TRANSITIONS.items()
+        for status, nxt in table.items()
     )
     return f"CASE i.status {whens} ELSE CAST('[]' AS json) END"
+
+
+def _transitions_case() -> str:
+    """`transitions.allowed(status, kind)`: one status table per kind, invoices' for an unknown kind."""
+    kinds = " ".join(
+        f"WHEN {_sql_text(kind)} THEN {_status_case(table)}"
+        for kind, table in transitions.TABLES.items()
+        if kind != "invoice"
+    )
+    return f"CASE i.kind {kinds} ELSE {_status_case(transitions.TRANSITIONS)} END"
 
 
 _TS = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 _ITEM = f"""json_build_object(
     'id', i.id::text,
+    'kind', i.kind,
     'invoice_number', i.invoice_number,
+    'credited_invoice_id', i.credited_invoice_id::text,
     'client_id', i.client_id::text,
     'order_id', i.order_id::text,
     'status', i.status,
@@ -89,6 +101,8 @@ def build_query(actor: Actor, f: InvoiceFilters) -> tuple[str, list[Any]]:
 
     if f.status:
         where.append(f"i.status = {bind(f.status)}")
+    if f.kind:
+        where.append(f"i.kind = {bind(f.kind)}")
     if f.client_id:
         where.append(f"i.client_id = {bind(f.client_id)}")
     if f.issue_date_from:
@@ -100,7 +114,9 @@ def build_query(actor: Actor, f: InvoiceFilters) -> tuple[str, list[Any]]:
     if f.due_date_to:
         where.append(f"i.due_date <= {bind(f.due_date_to)}")
     if f.overdue is not None:
-        overdue = f"(i.status = 'overdue' OR (i.status = 'sent' AND i.due_date < {bind(utcnow().date())}))"
+        # Only invoices fall overdue: a credit note is money the seller owes.
+        late = f"i.kind = 'invoice' AND i.status = 'sent' AND i.due_date < {bind(utcnow().date())}"
+        overdue = f"(i.status = 'overdue' OR ({late}))"
         where.append(overdue if f.overdue else f"NOT {overdue}")
     if f.min_amount is not None:
         where.append(f"i.total_amount >= {bind(f.min_amount)}")

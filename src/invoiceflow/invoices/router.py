@@ -3,15 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core import idempotency
 from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.runtime import SessionDep
-from invoiceflow.invoices import pg_list, service
+from invoiceflow.invoices import credit_notes, pg_list, service
 from invoiceflow.invoices.schemas import (
+    CreditNoteCreate,
     InvoiceCreate,
     InvoiceFilters,
     InvoicePage,
@@ -82,5 +83,25 @@ async def invoice_order(
     record = await idempotency.begin(session, actor.organization_id, key, request.url.path, {})
     invoice = await service.invoice_order(session, actor, order_id)
     out = service.read_json(invoice)
+    idempotency.complete(record, 201, out)
+    return envelope(out, status_code=201)
+
+
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=Envelope[InvoiceRead])
+async def create_credit_note(
+    invoice_id: uuid.UUID,
+    actor: ActorDep,
+    session: SessionDep,
+    request: Request,
+    data: Annotated[CreditNoteCreate | None, Body()] = None,
+    key: IdemKey = None,
+) -> Response:
+    """Credit an issued invoice in full (no body, or `lines` null) or for chosen lines; the credit note is a draft."""
+    data = data or CreditNoteCreate()
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
+    note = await credit_notes.credit_invoice(session, actor, invoice_id, data.lines)
+    out = service.read_json(note)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)

@@ -19,6 +19,8 @@ from invoiceflow.core.schemas import (
 )
 
 InvoiceStatus = Literal["draft", "sent", "paid", "overdue", "cancelled"]
+# A credit note is stored as an invoice row of its own kind (invoices/credit_notes.py).
+InvoiceKind = Literal["invoice", "credit_note"]
 # EN 16931 VAT category codes (UNCL5305 subset): standard, zero, exempt, reverse charge,
 # intra-community, export, not subject to VAT.
 VatCategory = Literal["S", "Z", "E", "AE", "K", "G", "O"]
@@ -88,8 +90,20 @@ class InvoiceStatusUpdate(InputModel):
     status: InvoiceStatus
 
 
+class CreditedLineIn(InputModel):
+    position: Annotated[int, Field(ge=1, le=MAX_LINES, description="The credited invoice's line position (from 1)")]
+    quantity: Quantity | None = Field(default=None, description="Defaults to what remains uncredited on the line.")
+
+
+class CreditNoteCreate(InputModel):
+    """Which lines to credit; `lines` absent or null credits everything the invoice still has uncredited."""
+
+    lines: Annotated[list[CreditedLineIn] | None, Field(min_length=1, max_length=MAX_LINES)] = None
+
+
 class InvoiceFilters(InputModel):
     status: InvoiceStatus | None = None
+    kind: InvoiceKind | None = None
     client_id: uuid.UUID | None = None
     issue_date_from: date | None = None
     issue_date_to: date | None = None
@@ -125,7 +139,9 @@ class VatBreakdownRead(OutputModel):
 
 class InvoiceSummary(OutputModel):
     id: uuid.UUID
+    kind: InvoiceKind
     invoice_number: str | None
+    credited_invoice_id: uuid.UUID | None
     client_id: uuid.UUID
     order_id: uuid.UUID | None
     status: InvoiceStatus

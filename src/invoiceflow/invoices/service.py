@@ -61,7 +61,9 @@ def summary_json(inv: Any) -> dict[str, Any]:
     total, paid = inv.total_amount, inv.amount_paid
     return {
         "id": str(inv.id),
+        "kind": inv.kind,
         "invoice_number": inv.invoice_number,
+        "credited_invoice_id": None if inv.credited_invoice_id is None else str(inv.credited_invoice_id),
         "client_id": str(inv.client_id),
         "order_id": None if inv.order_id is None else str(inv.order_id),
         "status": inv.status,
@@ -75,7 +77,7 @@ def summary_json(inv: Any) -> dict[str, Any]:
         "amount_due": str((total - paid).quantize(step, ROUND_HALF_UP)),
         "buyer_reference": inv.buyer_reference,
         "external_id": inv.external_id,
-        "allowed_transitions": list(transitions.allowed(inv.status)),
+        "allowed_transitions": list(transitions.allowed(inv.status, inv.kind)),
         "created_at": _iso(inv.created_at),
         "updated_at": _iso(inv.updated_at),
     }
@@ -266,7 +268,7 @@ _PG_NUMBER_AND_EVENT = text(
         RETURNING invoices.invoice_number
     )
     INSERT INTO events (id, organization_id, type, resource_type, resource_id, payload, occurred_at)
-    SELECT :event_id, :org, 'InvoiceCreated', 'invoice', :resource_id,
+    SELECT :event_id, :org, :event_type, 'invoice', :resource_id,
            CAST(CAST(:payload AS jsonb) || jsonb_build_object('invoice_number', upd.invoice_number) AS json),
            :occurred_at
     FROM upd
@@ -275,30 +277,44 @@ _PG_NUMBER_AND_EVENT = text(
 )
 
 
-async def _number_and_announce(session: AsyncSession, seller_id: uuid.UUID, pattern: str, inv: Invoice) -> None:
-    """Give the new invoice its number and record InvoiceCreated, as the transaction's last writes."""
+async def _number_and_announce(
+    session: AsyncSession,
+    seller_id: uuid.UUID,
+    pattern: str,
+    inv: Invoice,
+    *,
+    series: str = SERIES,
+    event_type: str = "InvoiceCreated",
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Give the new invoice its number and record its created event, as the transaction's last writes.
+
+    Credit notes come through here too, with their own series and event (invoices/credit_notes.py).
+    `payload` (default: the money payload) gets the number added.
+    """
+    payload = _money_payload(inv) if payload is None else payload
     if session.bind.dialect.name != "postgresql":
         # SQLite: writers are serialised by the process's write lock, so plain statements will do.
         async def taken(candidate: str) -> bool:
             return await _number_taken(session, seller_id, candidate)
 
-        number = await next_free_number(session, seller_id, SERIES, pattern, inv.issue_date, taken)
+        number = await next_free_number(session, seller_id, series, pattern, inv.issue_date, taken)
         await session.execute(update(Invoice).where(Invoice.id == inv.id).values(invoice_number=number))
         inv.invoice_number = number
         record_event(
             session,
             organization_id=seller_id,
-            type="InvoiceCreated",
+            type=event_type,
             resource_type="invoice",
             resource_id=inv.id,
-            payload=_money_payload(inv),
+            payload={**payload, "invoice_number": number},
         )
         await session.flush()
         return
     before, width, after = split_pattern(pattern, inv.issue_date)
     params = {
         "org": seller_id,
-        "series": SERIES,
+        "series": series,
         "period": period_for(pattern, inv.issue_date),
         "before": before,
         "width": width,
@@ -306,7 +322,8 @@ async def _number_and_announce(session: AsyncSession, seller_id: uuid.UUID, patt
         "invoice_id": inv.id,
         "event_id": uuid.uuid4(),
         "resource_id": str(inv.id),
-        "payload": orjson.dumps(_money_payload(inv)).decode(),
+        "event_type": event_type,
+        "payload": orjson.dumps(payload).decode(),
         "occurred_at": utcnow(),
     }
     assigned: str | None = None
@@ -351,6 +368,8 @@ async def create_invoice(
     invoice = Invoice(
         id=uuid.uuid4(),
         organization_id=actor.organization_id,
+        kind="invoice",
+        credited_invoice_id=None,
         client_id=ctx.client_id,
         order_id=order.id if order else None,
         invoice_number=None,
@@ -490,14 +509,16 @@ async def _create_standalone(session: AsyncSession, actor: Actor, invoice: Invoi
     )
 
 
-async def _insert_rows(session: AsyncSession, actor: Actor, invoice: Invoice) -> None:
+async def _insert_rows(
+    session: AsyncSession, actor: Actor, invoice: Invoice, *, action: str = "invoice.create"
+) -> None:
     await session.execute(_INSERT_INVOICE, {k: getattr(invoice, k) for k in _INVOICE_COLUMNS})
     await session.execute(
         _INSERT_LINE,
         [{k: getattr(line, k) for k in _LINE_COLUMNS} | {"invoice_id": invoice.id} for line in invoice.lines],
     )
     await session.execute(
-        _INSERT_AUDIT, audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
+        _INSERT_AUDIT, audit_values(actor, action=action, resource_type="invoice", resource_id=invoice.id)
     )
 
 
@@ -571,7 +592,9 @@ _SORTS: dict[str, tuple[Any, type]] = {
 # The columns a list row shows: selected as plain rows, no ORM identity map on the list path.
 _SUMMARY_COLUMNS = (
     Invoice.id,
+    Invoice.kind,
     Invoice.invoice_number,
+    Invoice.credited_invoice_id,
     Invoice.client_id,
     Invoice.order_id,
     Invoice.status,
@@ -596,6 +619,8 @@ async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) 
     )
     if f.status:
         stmt = stmt.where(Invoice.status == f.status)
+    if f.kind:
+        stmt = stmt.where(Invoice.kind == f.kind)
     if f.client_id:
         stmt = stmt.where(Invoice.client_id == f.client_id)
     if f.issue_date_from:
@@ -608,7 +633,9 @@ async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) 
         stmt = stmt.where(Invoice.due_date <= f.due_date_to)
     if f.overdue is not None:
         today = utcnow().date()
-        is_overdue = or_(Invoice.status == "overdue", and_(Invoice.status == "sent", Invoice.due_date < today))
+        # Only invoices fall overdue: a credit note is money the seller owes.
+        late = and_(Invoice.kind == "invoice", Invoice.status == "sent", Invoice.due_date < today)
+        is_overdue = or_(Invoice.status == "overdue", late)
         stmt = stmt.where(is_overdue if f.overdue else ~is_overdue)
     if f.min_amount is not None:
         stmt = stmt.where(Invoice.total_amount >= f.min_amount)
@@ -646,6 +673,13 @@ async def list_invoices(session: AsyncSession, actor: Actor, f: InvoiceFilters) 
 
 async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, data: InvoiceUpdate) -> Invoice:
     invoice = await get_invoice(session, actor, invoice_id, for_update=True)
+    if invoice.kind == "credit_note":
+        # Its lines are bounded by what remains uncredited on the original: cancel it and issue another.
+        raise Conflict(
+            "A credit note cannot be edited; cancel it and issue a new one",
+            code="CREDIT_NOTE_NOT_EDITABLE",
+            details={"status": invoice.status},
+        )
     if invoice.status not in transitions.EDITABLE:
         raise Conflict(
             f"A {invoice.status} invoice cannot be edited; issue a credit note instead",
@@ -716,7 +750,7 @@ def _line_in(line: InvoiceLine) -> dict[str, Any]:
 
 async def change_status(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, status: str) -> Invoice:
     invoice = await get_invoice(session, actor, invoice_id, for_update=True)
-    allowed_next = transitions.allowed(invoice.status)
+    allowed_next = transitions.allowed(invoice.status, invoice.kind)
     if status not in allowed_next:
         raise transition_conflict("invoice", invoice.status, status, allowed_next)
     previous = invoice.status

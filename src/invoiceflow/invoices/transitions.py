@@ -1,4 +1,8 @@
-"""The invoice status table. `overdue` is normally set by the system's overdue sweep."""
+"""The status tables of invoices and credit notes. `overdue` is normally set by the system's overdue sweep.
+
+A credit note has no `overdue`: the seller owes the money, so there is nothing to chase. Its `paid` means
+the credit was settled (refunded or set off against another invoice).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,20 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "paid": (),
     "cancelled": (),
 }
+CREDIT_NOTE_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "draft": ("sent", "cancelled"),
+    "sent": ("paid",),
+    "paid": (),
+    "cancelled": (),
+}
+TABLES: dict[str, dict[str, tuple[str, ...]]] = {"invoice": TRANSITIONS, "credit_note": CREDIT_NOTE_TRANSITIONS}
 STATUSES = tuple(TRANSITIONS)
 # A sent invoice is a legal document: it is never edited or hard-deleted (corrections are credit notes).
 EDITABLE = frozenset({"draft"})
 DELETABLE = frozenset({"draft", "cancelled"})
+# An invoice can be credited once it was issued, until its lines are fully credited.
+CREDITABLE = frozenset({"sent", "overdue", "paid"})
 
 
-def allowed(status: str) -> tuple[str, ...]:
-    return TRANSITIONS.get(status, ())
+def allowed(status: str, kind: str = "invoice") -> tuple[str, ...]:
+    return TABLES.get(kind, TRANSITIONS).get(status, ())
