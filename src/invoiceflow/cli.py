@@ -45,12 +45,16 @@ def serve(
         console.print("[yellow]SQLite is single-process: use PostgreSQL for several workers.[/yellow]")
         workers = 1
     console.print(f"invoiceflow on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    if workers > 1:
+        from invoiceflow.server import run_workers
+
+        run_workers(host, port, workers, {"log_level": log_level, "proxy_headers": False})
+        return
     uvicorn.run(
         "invoiceflow.main:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
         log_level=log_level,
         proxy_headers=False,
     )
