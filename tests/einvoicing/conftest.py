@@ -14,12 +14,24 @@ from invoiceflow.einvoicing.validator import Validator, get_validator
 from invoiceflow.main import create_app
 from tests.conftest import REQUIRE, make_settings
 
-# tests/einvoicing/conftest.py -> the repository root is parents[2]; the shared folder sits beside it.
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "einvoicing"
+# Where the workplace keeps the official artefacts: beside the repository (tests/einvoicing/conftest.py ->
+# the repository root is parents[2]), or, for a checkout made elsewhere (a CI clone), the workplace's own
+# shared folder. INVOICEFLOW_EINVOICE_RULES_DIR overrides both.
+CANDIDATE_RULES_DIRS = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "einvoicing",
+    Path("/work/shared/einvoicing"),
+)
+DEFAULT_RULES_DIR = CANDIDATE_RULES_DIRS[0]
 
 
 def locate_rules_dir() -> Path:
-    return Path(os.environ.get("INVOICEFLOW_EINVOICE_RULES_DIR") or DEFAULT_RULES_DIR).resolve()
+    configured = os.environ.get("INVOICEFLOW_EINVOICE_RULES_DIR")
+    if configured:
+        return Path(configured).resolve()
+    for candidate in CANDIDATE_RULES_DIRS:
+        if (candidate / "examples" / "INDEX.tsv").is_file():
+            return candidate.resolve()
+    return DEFAULT_RULES_DIR.resolve()
 
 
 @pytest.fixture(scope="session")
