@@ -19,10 +19,9 @@ from sqlalchemy import Engine, insert
 
 from invoiceflow.core.context import Actor
 from invoiceflow.documents import service
-from invoiceflow.documents.router import InvoiceExportFilters
 from invoiceflow.documents.xlsx import LIST_COLUMNS
 from invoiceflow.invoices.models import Invoice
-from invoiceflow.invoices.schemas import InvoiceFilters
+from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceSelection
 from tests.factories import Account, assert_error, create_client, create_invoice, register
 
 EXPORT = "/api/v1/invoices/export.xlsx"
@@ -123,8 +122,8 @@ def test_invalid_filters_are_422(client: TestClient, book: Any, params: dict[str
 
 
 def test_export_filters_are_the_list_filters_without_paging() -> None:
-    assert set(InvoiceExportFilters.model_fields) == set(InvoiceFilters.model_fields) - {"cursor", "limit"}
-    for name, field in InvoiceExportFilters.model_fields.items():
+    assert set(InvoiceSelection.model_fields) == set(InvoiceFilters.model_fields) - {"cursor", "limit"}
+    for name, field in InvoiceSelection.model_fields.items():
         assert field.annotation == InvoiceFilters.model_fields[name].annotation, name
         assert field.default == InvoiceFilters.model_fields[name].default, name
 

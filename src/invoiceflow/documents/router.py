@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -21,11 +20,11 @@ from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.runtime import RuntimeDep, SessionDep
-from invoiceflow.core.schemas import AmountIn, CurrencyCode, InputModel, OutputModel
+from invoiceflow.core.schemas import OutputModel
 from invoiceflow.core.storage import attachment_disposition
 from invoiceflow.documents import service
 from invoiceflow.documents.service import CONTENT_TYPES, DocumentFormat, StoredDocument
-from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceKind, InvoiceStatus, SortField
+from invoiceflow.invoices.schemas import InvoiceSelection
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
@@ -33,30 +32,6 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 class DownloadUrl(OutputModel):
     url: str
     expires_at: datetime
-
-
-class InvoiceExportFilters(InputModel):
-    """The invoice list's filters without its paging (`cursor`, `limit`): an export has no pages.
-
-    Kept field for field with `InvoiceFilters` (a test compares them).
-    """
-
-    status: InvoiceStatus | None = None
-    kind: InvoiceKind | None = None
-    client_id: uuid.UUID | None = None
-    issue_date_from: date | None = None
-    issue_date_to: date | None = None
-    due_date_from: date | None = None
-    due_date_to: date | None = None
-    overdue: bool | None = None
-    min_amount: AmountIn | None = None
-    max_amount: AmountIn | None = None
-    currency: CurrencyCode | None = None
-    q: Annotated[str | None, Field(max_length=200)] = None
-    sort: SortField = "-created_at"
-
-    def to_list_filters(self) -> InvoiceFilters:
-        return InvoiceFilters.model_validate(self.model_dump())
 
 
 def _file_responses(content_type: str, description: str) -> dict[int | str, dict[str, Any]]:
@@ -109,7 +84,7 @@ async def _download(
     responses=_file_responses(CONTENT_TYPES["xlsx"], "The matching invoices, one row each, as an Excel workbook."),
 )
 async def export_invoices(
-    actor: ActorDep, session: SessionDep, filters: Annotated[InvoiceExportFilters, Query()]
+    actor: ActorDep, session: SessionDep, filters: Annotated[InvoiceSelection, Query()]
 ) -> Response:
     """Export the invoices matching the list filters (no paging) as one workbook.
 
@@ -118,7 +93,7 @@ async def export_invoices(
     """
     path = _temporary_path()
     try:
-        count = await service.export_invoice_list(session, actor, filters.to_list_filters(), path)
+        count = await service.export_invoice_list(session, actor, filters, path)
     except BaseException:
         _remove(path)
         raise

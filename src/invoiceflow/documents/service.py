@@ -42,7 +42,7 @@ from invoiceflow.documents.model import InvoiceDocument, build_document, source_
 from invoiceflow.documents.models import Document
 from invoiceflow.invoices import service as invoices
 from invoiceflow.invoices.models import Invoice
-from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceStatus
+from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceSelection, InvoiceStatus
 from invoiceflow.orders.models import Order
 
 log = logging.getLogger("invoiceflow.documents")
@@ -439,14 +439,14 @@ async def _client_names(
 async def export_invoice_list(
     session: AsyncSession,
     actor: Actor,
-    filters: InvoiceFilters,
+    filters: InvoiceSelection,
     target: Path,
     *,
     max_rows: int = xlsx.MAX_LIST_ROWS,
     page_size: int = EXPORT_PAGE_SIZE,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the actor's invoices matching `filters` (its cursor and limit ignored) to `target` as xlsx.
+    """Write the actor's invoices matching `filters` (any cursor and limit ignored) to `target` as xlsx.
 
     Returns the number of invoices written. Rows are fetched page by page in the filters' sort order and
     written by a worker thread as they arrive. More than `max_rows` invoices answer 422 EXPORT_TOO_LARGE
@@ -457,7 +457,7 @@ async def export_invoice_list(
         asyncio.to_thread(xlsx.write_invoice_rows, _drain(pages), target)
     )
     # The list service's limit bounds what an API caller may ask for; the export pages at its own size.
-    page_filters = filters.model_copy(update={"limit": page_size, "cursor": None})
+    page_filters = InvoiceFilters.model_construct(**{**dict(filters), "limit": page_size, "cursor": None})
     names: dict[uuid.UUID, str | None] = {}
     written = 0
     try:

@@ -101,7 +101,9 @@ class CreditNoteCreate(InputModel):
     lines: Annotated[list[CreditedLineIn] | None, Field(min_length=1, max_length=MAX_LINES)] = None
 
 
-class InvoiceFilters(InputModel):
+class InvoiceSelection(InputModel):
+    """Which invoices, in which order: the list's filters without its paging (the list export takes it)."""
+
     status: InvoiceStatus | None = None
     kind: InvoiceKind | None = None
     client_id: uuid.UUID | None = None
@@ -115,6 +117,9 @@ class InvoiceFilters(InputModel):
     currency: CurrencyCode | None = None
     q: Annotated[str | None, Field(max_length=200)] = None
     sort: SortField = "-created_at"
+
+
+class InvoiceFilters(InvoiceSelection):
     limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: Annotated[str | None, Field(max_length=500)] = None
 
