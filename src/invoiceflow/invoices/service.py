@@ -240,38 +240,21 @@ async def _number_taken(session: AsyncSession, seller_id: uuid.UUID, number: str
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
-# PostgreSQL: counter, number and InvoiceCreated event in ONE statement, the last before COMMIT, so the
-# counter row's lock is held for one round trip (ADR 0002). A number already taken (possible after a
-# pattern change) updates and inserts nothing; the loop then takes the next value.
+# PostgreSQL: number and created event in ONE statement, the last before COMMIT, so the counter row's lock
+# is held for one round trip (ADR 0002). The numbering function (migration 0003) is the one the standalone
+# create uses: it skips numbers already held (possible after a pattern change).
 _PG_NUMBER_AND_EVENT = text(
     """
-    WITH seq AS (
-        INSERT INTO number_sequences (organization_id, series, period, last_value)
-        VALUES (:org, :series, :period, 1)
-        ON CONFLICT (organization_id, series, period)
-        DO UPDATE SET last_value = number_sequences.last_value + 1
-        RETURNING last_value
-    ), num AS (
-        SELECT CAST(:before AS text)
-               || CASE WHEN length(last_value::text) >= :width THEN last_value::text
-                       ELSE lpad(last_value::text, :width, '0') END
-               || CAST(:after AS text) AS n
-        FROM seq
+    WITH num AS (
+        SELECT invoiceflow_next_invoice_number(:org, :series, :period, :before, :width, :after) AS n
     ), upd AS (
-        UPDATE invoices SET invoice_number = num.n
-        FROM num
-        WHERE invoices.id = :invoice_id
-          AND NOT EXISTS (
-              SELECT 1 FROM invoices taken
-              WHERE taken.organization_id = :org AND taken.invoice_number = num.n
-          )
-        RETURNING invoices.invoice_number
+        UPDATE invoices SET invoice_number = num.n FROM num WHERE invoices.id = :invoice_id
     )
     INSERT INTO events (id, organization_id, type, resource_type, resource_id, payload, occurred_at)
     SELECT :event_id, :org, :event_type, 'invoice', :resource_id,
-           CAST(CAST(:payload AS jsonb) || jsonb_build_object('invoice_number', upd.invoice_number) AS json),
+           CAST(CAST(:payload AS jsonb) || jsonb_build_object('invoice_number', num.n) AS json),
            :occurred_at
-    FROM upd
+    FROM num
     RETURNING payload ->> 'invoice_number'
     """
 )
@@ -326,10 +309,7 @@ async def _number_and_announce(
         "payload": orjson.dumps(payload).decode(),
         "occurred_at": utcnow(),
     }
-    assigned: str | None = None
-    while assigned is None:
-        assigned = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one_or_none()
-    inv.invoice_number = assigned
+    inv.invoice_number = (await session.execute(_PG_NUMBER_AND_EVENT, params)).scalar_one()
 
 
 async def create_invoice(
