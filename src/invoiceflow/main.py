@@ -28,12 +28,14 @@ from invoiceflow.core.api import (
 from invoiceflow.core.db import Database
 from invoiceflow.core.errors import AppError
 from invoiceflow.core.ratelimit import make_limiter
-from invoiceflow.core.runtime import Runtime, RuntimeDep
+from invoiceflow.core.runtime import SEND_CHECK, Runtime, RuntimeDep
 from invoiceflow.core.settings import Settings, get_settings
 from invoiceflow.core.storage import make_storage
 from invoiceflow.documents.router import router as documents_router
 from invoiceflow.einvoicing.export_router import router as einvoice_export_router
+from invoiceflow.einvoicing.import_router import router as einvoice_import_router
 from invoiceflow.einvoicing.router import router as einvoicing_router
+from invoiceflow.einvoicing.send_check import send_check
 from invoiceflow.einvoicing.validator import get_validator
 from invoiceflow.invoices.router import router as invoices_router
 from invoiceflow.orders.router import router as orders_router
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Compiling the official rules takes about a second: do it now, off the event loop, rather
             # than in the first validation request.
             runtime.spawn(_warm_up_validator(settings.einvoice_rules_dir))
+            # With the rules at hand, no draft is issued whose e-invoice would fail them.
+            runtime.extras[SEND_CHECK] = send_check(settings.einvoice_rules_dir)
         # Everything allocated so far lives as long as the process: move it out of the collector's
         # reach, so full collections stop scanning it (they caused 60-120 ms latency spikes).
         gc.collect()
@@ -105,8 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(CorrelationIdMiddleware, max_body_bytes=settings.max_request_bytes)
-    # documents before invoices: its /invoices/export.xlsx must win over /invoices/{invoice_id}.
-    for router in (auth_router, clients_router, orders_router, documents_router, invoices_router, activity_router):
+    # documents and imports before invoices: /invoices/export.xlsx and /invoices/import must win over
+    # /invoices/{invoice_id}.
+    for router in (
+        auth_router,
+        clients_router,
+        orders_router,
+        documents_router,
+        einvoice_import_router,
+        invoices_router,
+        activity_router,
+    ):
         app.include_router(router)
     app.include_router(einvoicing_router)
     app.include_router(einvoice_export_router)

@@ -26,13 +26,16 @@ from invoiceflow.invoices.service import read_json
 from tests.documents.helpers import DUE, client_row, five_lines, invoice_rows, line_row, make_document, org_row
 
 
-def api_view(invoice: SimpleNamespace, lines: list[SimpleNamespace]) -> dict[str, Any]:
+def api_view(
+    invoice: SimpleNamespace, lines: list[SimpleNamespace], allowances_charges: list[SimpleNamespace] | None = None
+) -> dict[str, Any]:
     """What GET /invoices/{id} returns for these rows (the service's own serialiser)."""
     row = SimpleNamespace(
-        **{"kind": "invoice", "credited_invoice_id": None, **vars(invoice)},
+        **{"kind": "invoice", "credited_invoice_id": None, "rounding_amount": Decimal(0), **vars(invoice)},
         client_id=invoice.id,
         order_id=None,
         lines=lines,
+        allowances_charges=allowances_charges or [],
         sent_at=None,
         paid_at=None,
     )

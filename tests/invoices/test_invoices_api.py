@@ -95,6 +95,7 @@ def test_create_invoice_returns_every_field_and_records_event_and_audit(
         "vat_amount": "84.75",
         "total_amount": "559.74",
         "amount_paid": "0.00",
+        "rounding_amount": "0.00",
         "amount_due": "559.74",
         "buyer_reference": "PO-42",
         "external_id": "ERP-9",
@@ -124,6 +125,10 @@ def test_create_invoice_returns_every_field_and_records_event_and_audit(
                 "line_total": "99.99",
             },
         ],
+        "allowances_charges": [],
+        "line_total_amount": "474.99",
+        "allowance_total_amount": "0.00",
+        "charge_total_amount": "0.00",
         "vat_breakdown": [
             {"vat_category": "S", "vat_rate": "21", "taxable_amount": "375.00", "vat_amount": "78.75"},
             {"vat_category": "S", "vat_rate": "6", "taxable_amount": "99.99", "vat_amount": "6.00"},

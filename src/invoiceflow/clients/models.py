@@ -27,7 +27,8 @@ class Client(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(254))
+    # Optional: a client imported from an e-invoice may come without one (the API requires it).
+    email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[dict[str, Any]] = mapped_column(JSON)
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -65,7 +65,8 @@ class ClientFilters(InputModel):
 class ClientRead(OutputModel):
     id: uuid.UUID
     name: str
-    email: str
+    # null only for clients created by an e-invoice import whose buyer gave no email (BT-58).
+    email: str | None
     phone: str | None
     address: dict[str, Any]
     shipping_address: dict[str, Any] | None

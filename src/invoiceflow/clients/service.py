@@ -19,7 +19,7 @@ from invoiceflow.core.listing import next_cursor, paginate
 from invoiceflow.core.records import record_audit, record_event
 
 
-def _email_conflict(email: str) -> Conflict:
+def _email_conflict(email: str | None) -> Conflict:
     return Conflict(
         "A client with this email already exists",
         code="DUPLICATE_CLIENT_EMAIL",

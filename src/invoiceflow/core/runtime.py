@@ -15,6 +15,9 @@ from invoiceflow.core.ratelimit import Limiter
 from invoiceflow.core.settings import Settings
 
 AfterCommit = Callable[[], Coroutine[Any, Any, None]]
+# `extras` key of the check a draft invoice must pass before it is sent (set by the app factory when the
+# e-invoice rules are configured; invoices/router.py applies it).
+SEND_CHECK = "send_check"
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 

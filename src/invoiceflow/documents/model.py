@@ -17,9 +17,105 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from invoiceflow.core.money import ZERO, minor_unit, round_money, trim
-from invoiceflow.core.tax import LineInput, compute_totals
+from invoiceflow.core.tax import AllowanceChargeInput, LineInput, amount_due, compute_totals
 
 DocumentKind = Literal["invoice", "credit_note"]
+
+# The fields below marked "e-invoice" hold EN 16931 terms that only an imported e-invoice carries (see
+# `einvoicing.importer`). They default to None, which means "absent" (also for the tuples: an empty tuple would
+# be a stated empty list), so the invoices made here, their renderings and their exports are unchanged.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identifier:
+    """An identifier with its optional scheme (ISO 6523 ICD, EAS, …): party ids BT-29/46/60, the deliver-to
+    location BT-71, an item's standard id BT-157, an invoiced object BT-18/BT-128."""
+
+    value: str
+    scheme: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Period:
+    """An invoicing period, of the document (BG-14) or of a line (BG-26)."""
+
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineAllowanceCharge:
+    """A line-level allowance (BG-27) or charge (BG-28): it has no VAT of its own, the line's applies."""
+
+    is_charge: bool
+    amount: Decimal  # BT-136 / BT-141
+    base_amount: Decimal | None = None  # BT-137 / BT-142
+    percentage: Decimal | None = None  # BT-138 / BT-143
+    reason: str | None = None  # BT-139 / BT-144
+    reason_code: str | None = None  # BT-140 / BT-145
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemClassification:
+    """BT-158 item classification identifier, with its list (UNTDID 7143) and list version."""
+
+    code: str
+    list_id: str | None = None
+    list_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemAttribute:
+    """BG-32: BT-160 name and BT-161 value."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceNote:
+    """BG-1: BT-22 text with its optional BT-21 subject code (UNTDID 4451)."""
+
+    text: str
+    subject_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceReference:
+    """BG-3 preceding invoice: BT-25 number, BT-26 issue date."""
+
+    number: str
+    issue_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupportingDocument:
+    """BG-24 additional supporting document (BT-122..BT-125; `type_code` "916" in CII, None when a CII document
+    stated none), or with `type_code` "130" the invoiced object identifier BT-18 (`scheme` is BT-18-1)."""
+
+    reference: str
+    type_code: str | None = None
+    scheme: str | None = None
+    description: str | None = None
+    uri: str | None = None
+    content: bytes | None = None
+    mime_code: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentMeans:
+    """One payment means of BG-16 (UBL PaymentMeans, CII SpecifiedTradeSettlementPaymentMeans)."""
+
+    code: str  # BT-81, UNCL 4461
+    text: str | None = None  # BT-82
+    account_id: str | None = None  # BT-84 (IBAN or another account number)
+    account_name: str | None = None  # BT-85
+    bic: str | None = None  # BT-86
+    card_number: str | None = None  # BT-87 (the last digits only)
+    card_holder: str | None = None  # BT-88
+    card_network: str | None = None  # UBL cbc:NetworkID (no EN 16931 term; UBL requires it with a card)
+    debited_account: str | None = None  # BT-91
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +137,13 @@ class Party:
     # ISO 6523 ICD of `company_id` (EN 16931 BT-30/BT-47 scheme), e.g. "0106" for a Dutch KvK number: some
     # national rules (Peppol NL-R-003, DK-R-014) require it.
     company_id_scheme: str | None = None
+    # e-invoice: BT-28/BT-45 trading name as stated (`name` is what documents show: it, else the legal name).
+    trading_name: str | None = None
+    identifiers: tuple[Identifier, ...] | None = None  # e-invoice: BT-29 / BT-46 / BT-60 / BT-71
+    tax_registration_id: str | None = None  # e-invoice: BT-32 (a tax number that is not the VAT id)
+    additional_legal_info: str | None = None  # e-invoice: BT-33
+    contact_name: str | None = None  # e-invoice: BT-41 / BT-56
+    line3: str | None = None  # e-invoice: BT-162 / BT-163 / BT-164 / BT-165 third address line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +158,25 @@ class DocumentLine:
     net_amount: Decimal
     vat_exemption_reason: str | None = None
     vat_exemption_reason_code: str | None = None  # CEF VATEX, e.g. "VATEX-EU-132-1I" (EN 16931 BT-121)
+    # e-invoice terms of BG-25. `position` counts lines from 1; `line_id` is BT-126 as the sender wrote it.
+    # `description` holds the item name BT-153, `item_description` the item description BT-154.
+    line_id: str | None = None
+    note: str | None = None  # BT-127
+    object_identifier: Identifier | None = None  # BT-128
+    order_line_reference: str | None = None  # BT-132
+    accounting_reference: str | None = None  # BT-133
+    period: Period | None = None  # BG-26
+    allowances_charges: tuple[LineAllowanceCharge, ...] | None = None  # BG-27 / BG-28
+    price_base_quantity: Decimal | None = None  # BT-149 (BT-146 is the price of this many units)
+    gross_price: Decimal | None = None  # BT-148
+    price_discount: Decimal | None = None  # BT-147
+    item_description: str | None = None  # BT-154
+    seller_item_id: str | None = None  # BT-155
+    buyer_item_id: str | None = None  # BT-156
+    standard_item_id: Identifier | None = None  # BT-157
+    classifications: tuple[ItemClassification, ...] | None = None  # BT-158
+    origin_country: str | None = None  # BT-159
+    attributes: tuple[ItemAttribute, ...] | None = None  # BG-32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +190,8 @@ class AllowanceCharge:
     vat_rate: Decimal
     # UNCL 5189 for allowances (e.g. "95" discount), UNCL 7161 for charges (e.g. "FC" freight): BT-98 / BT-105.
     reason_code: str | None = None
+    base_amount: Decimal | None = None  # e-invoice: BT-93 / BT-100
+    percentage: Decimal | None = None  # e-invoice: BT-94 / BT-101
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +240,36 @@ class InvoiceDocument:
     preceding_invoice_date: date | None = None  # BT-26, with `preceding_invoice_number` (BT-25)
     # UNCL 4461 payment means (BT-81) when the seller chose one; e-invoice exports otherwise derive it.
     payment_means_code: str | None = None
+    # e-invoice: the syntax an imported document came in ("ubl" or "cii"). Set, the exports write the document
+    # as it is: nothing is derived or filled in (buyer reference, payment means, trading names, VATEX codes).
+    source_syntax: str | None = None
+    specification_id: str | None = None  # e-invoice: BT-24
+    business_process: str | None = None  # e-invoice: BT-23
+    type_code: str | None = None  # e-invoice: BT-3 as stated (UNTDID 1001, e.g. "384"); None: 380 / 381 by kind
+    tax_point_date: date | None = None  # e-invoice: BT-7
+    invoice_period: Period | None = None  # e-invoice: BG-14
+    # e-invoice: every note (BG-1); `notes` then holds their texts for the renderers.
+    invoice_notes: tuple[InvoiceNote, ...] | None = None
+    # e-invoice: every preceding invoice (BG-3); the first is also in `preceding_invoice_number` / `_date`.
+    preceding_invoices: tuple[InvoiceReference, ...] | None = None
+    project_reference: str | None = None  # e-invoice: BT-11
+    contract_reference: str | None = None  # e-invoice: BT-12
+    sales_order_reference: str | None = None  # e-invoice: BT-14
+    receiving_advice_reference: str | None = None  # e-invoice: BT-15
+    despatch_advice_reference: str | None = None  # e-invoice: BT-16
+    tender_reference: str | None = None  # e-invoice: BT-17
+    buyer_accounting_reference: str | None = None  # e-invoice: BT-19
+    supporting_documents: tuple[SupportingDocument, ...] | None = None  # e-invoice: BG-24 and BT-18
+    payee: Party | None = None  # e-invoice: BG-10 (BT-59 name, BT-60 identifier, BT-61 legal id)
+    tax_representative: Party | None = None  # e-invoice: BG-11 (BT-62 name, BT-63 VAT id, BG-12 address)
+    # e-invoice: every payment means as stated (None: the exports derive one from the fields above); the first
+    # is also in `payment_means_code`, `iban` and `bic`.
+    payment_means: tuple[PaymentMeans, ...] | None = None
+    mandate_reference: str | None = None  # e-invoice: BT-89
+    creditor_reference: str | None = None  # e-invoice: BT-90 (SEPA creditor identifier)
+    tax_currency: str | None = None  # e-invoice: BT-6 VAT accounting currency
+    tax_currency_vat_total: Decimal | None = None  # e-invoice: BT-111, in `tax_currency`
+    rounding_amount: Decimal | None = None  # e-invoice: BT-114 (BT-115 = BT-112 - BT-113 + BT-114)
 
 
 class TotalsMismatchError(ValueError):
@@ -224,24 +378,51 @@ def build_document(
     client_row: object,
     org_row: object,
     *,
+    allowances_charges: Iterable[object] = (),
     order_number: str | None = None,
     logo: bytes | None = None,
 ) -> InvoiceDocument:
     """The document for an invoice, from its rows (ORM objects or plain mappings with the same names).
 
-    Optional attributes that later features add (`kind`, `preceding_invoice_number`, `payment_reference`,
-    `delivery_date`, `preceding_invoice_date`, the lines' `vat_exemption_reason_code`, the parties'
-    `company_id_scheme`, the organisation's `payment_means_code`) are read when present. Values are stored
-    in the form the API shows them (quantities and rates without trailing zeros, amounts with the currency's
-    decimals), so equal invoices give equal checksums.
+    `allowances_charges` are the invoice's document-level allowance and charge rows (EN 16931 BG-20 / BG-21:
+    `is_charge`, `amount`, `reason`, `reason_code`, `vat_category`, `vat_rate`, optionally `position` and
+    `vat_exemption_reason`, which names the exemption of a VAT group no line explains). They enter the VAT
+    breakdown and the totals exactly as the API computes them (`core.tax.compute_totals`): BT-106 sum of the
+    lines, BT-107 / BT-108 allowances and charges, BT-109 = BT-106 - BT-107 + BT-108. The invoice row's
+    `rounding_amount` (BT-114, absent = 0) is added to the amount due (BT-115) and, when not zero, kept in
+    the document's `rounding_amount`.
 
-    Raises TotalsMismatchError when the invoice's stored totals or line totals disagree with its lines.
+    Optional attributes that later features add (`kind`, `preceding_invoice_number`, `payment_reference`,
+    `delivery_date`, `preceding_invoice_date`, `rounding_amount`, the lines' `vat_exemption_reason_code`, the
+    parties' `company_id_scheme`, the organisation's `payment_means_code`) are read when present. Values are
+    stored in the form the API shows them (quantities and rates without trailing zeros, amounts with the
+    currency's decimals), so equal invoices give equal checksums.
+
+    Raises TotalsMismatchError when the invoice's stored totals or line totals disagree with its lines,
+    allowances and charges.
     """
     currency = str(_get(invoice_row, "currency"))
     places = minor_unit(currency)
     rows = list(lines_rows)
     if all(_get(row, "position", None) is not None for row in rows):
         rows.sort(key=lambda row: int(_get(row, "position")))
+    adjustment_rows = list(allowances_charges)
+    if all(_get(row, "position", None) is not None for row in adjustment_rows):
+        adjustment_rows.sort(key=lambda row: int(_get(row, "position")))
+    adjustments: list[AllowanceChargeInput] = []
+    for row in adjustment_rows:
+        is_charge = _get(row, "is_charge")
+        if not isinstance(is_charge, bool):
+            # "false" is a true value: only a real boolean may decide whether money is added or taken off.
+            raise TypeError(f"is_charge must be a bool, got {type(is_charge).__name__}")
+        adjustments.append(
+            AllowanceChargeInput(
+                is_charge=is_charge,
+                amount=_decimal(_get(row, "amount"), "amount"),
+                vat_category=str(_get(row, "vat_category")),
+                vat_rate=_decimal(_get(row, "vat_rate"), "vat_rate"),
+            )
+        )
     inputs = [
         LineInput(
             quantity=_decimal(_get(row, "quantity"), "quantity"),
@@ -251,7 +432,7 @@ def build_document(
         )
         for row in rows
     ]
-    totals = compute_totals(inputs, currency)
+    totals = compute_totals(inputs, currency, adjustments)
 
     lines: list[DocumentLine] = []
     reasons: dict[tuple[str, Decimal], str] = {}
@@ -278,6 +459,22 @@ def build_document(
                 net_amount=net,
             )
         )
+    for row, adjustment in zip(adjustment_rows, adjustments, strict=True):
+        # A group that only a charge creates (freight at another rate) takes its exemption reason from it.
+        reason = _text(row, "vat_exemption_reason")
+        if reason is not None:
+            reasons.setdefault((adjustment.vat_category, adjustment.vat_rate.normalize()), reason)
+    document_adjustments = tuple(
+        AllowanceCharge(
+            is_charge=adjustment.is_charge,
+            amount=round_money(adjustment.amount, currency),
+            reason=_text(row, "reason"),
+            reason_code=_text(row, "reason_code"),
+            vat_category=adjustment.vat_category,
+            vat_rate=trim(adjustment.vat_rate),
+        )
+        for row, adjustment in zip(adjustment_rows, adjustments, strict=True)
+    )
     breakdown = tuple(
         VatBreakdown(
             vat_category=group.vat_category,
@@ -295,7 +492,7 @@ def build_document(
     _check("total_amount", _get(invoice_row, "total_amount", None), totals.total_amount, currency)
     total = _decimal(_get(invoice_row, "total_amount", None) or totals.total_amount, "total_amount")
     paid = _decimal(_get(invoice_row, "amount_paid", None) or ZERO, "amount_paid")
-    no_adjustment = round_money(ZERO, currency)
+    rounding = _decimal(_get(invoice_row, "rounding_amount", None) or ZERO, "rounding_amount")
     number = _text(invoice_row, "invoice_number") or ""
     kind: DocumentKind
     match _get(invoice_row, "kind", None) or "invoice":
@@ -325,24 +522,26 @@ def build_document(
         payment_terms=_text(org_row, "payment_terms_text"),
         notes=_text(invoice_row, "notes"),
         lines=tuple(lines),
-        allowances_charges=(),
+        allowances_charges=document_adjustments,
         vat_breakdown=breakdown,
-        # No document-level allowances or charges exist yet, so BT-106 = BT-109 (BR-CO-13).
-        line_total=totals.net_amount,
-        allowance_total=no_adjustment,
-        charge_total=no_adjustment,
+        line_total=totals.line_total_amount,
+        allowance_total=totals.allowance_total_amount,
+        charge_total=totals.charge_total_amount,
+        # EN 16931 BR-CO-13: BT-109 = BT-106 - BT-107 + BT-108.
         net_total=totals.net_amount,
         vat_total=totals.vat_amount,
         gross_total=totals.total_amount,
         prepaid_amount=round_money(paid, currency),
-        # EN 16931 BR-CO-16: amount due = total with VAT - paid amount; the API's `amount_due` rounds the
-        # stored difference, and so does this.
-        amount_due=round_money(total - paid, currency),
+        # EN 16931 BR-CO-16: amount due = total with VAT - paid amount + rounding amount; the API's
+        # `amount_due` rounds the stored sum, and so does this.
+        amount_due=amount_due(total, paid, rounding, currency),
         status=str(_get(invoice_row, "status", "draft")),
         logo=logo,
         delivery_date=_get(invoice_row, "delivery_date", None),
         preceding_invoice_date=_get(invoice_row, "preceding_invoice_date", None),
         payment_means_code=_text(org_row, "payment_means_code"),
+        # BT-114, stated only when there is one (exports then write it, and BR-CO-16 holds in the XML).
+        rounding_amount=round_money(rounding, currency) if rounding else None,
     )
 
 

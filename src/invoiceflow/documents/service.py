@@ -13,6 +13,7 @@ few pages whatever the number of invoices.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import queue
@@ -39,7 +40,8 @@ from invoiceflow.core.signing import DownloadLinkInvalid, sign_download, verify_
 from invoiceflow.core.storage import Storage, document_key
 from invoiceflow.documents import pdf, xlsx
 from invoiceflow.documents.model import InvoiceDocument, build_document, source_checksum
-from invoiceflow.documents.models import Document
+from invoiceflow.documents.models import Document, ImportedDocument
+from invoiceflow.documents.snapshot import document_from_json
 from invoiceflow.invoices import service as invoices
 from invoiceflow.invoices.models import Invoice
 from invoiceflow.invoices.schemas import InvoiceFilters, InvoiceSelection, InvoiceStatus
@@ -128,7 +130,19 @@ def download_filename(number: str | None, invoice_id: uuid.UUID, fmt: str) -> st
 
 async def _document_of(session: AsyncSession, invoice: Invoice) -> InvoiceDocument:
     """The invoice's document model, with its client (even soft-deleted: the invoice was addressed to it),
-    seller profile and order number, all read within the invoice's organisation."""
+    seller profile and order number, all read within the invoice's organisation.
+
+    An imported invoice is its received document: rendered from the stored snapshot, with today's status.
+    """
+    received = (
+        await session.execute(
+            select(ImportedDocument.document).where(
+                ImportedDocument.invoice_id == invoice.id, ImportedDocument.organization_id == invoice.organization_id
+            )
+        )
+    ).scalar_one_or_none()
+    if received is not None:
+        return dataclasses.replace(document_from_json(received), status=invoice.status)
     client = (
         await session.execute(
             select(Client).where(Client.id == invoice.client_id, Client.organization_id == invoice.organization_id)
@@ -158,7 +172,9 @@ async def _document_of(session: AsyncSession, invoice: Invoice) -> InvoiceDocume
             "preceding_invoice_number": credited.invoice_number,
             "preceding_invoice_date": credited.issue_date,
         }
-    return build_document(source, invoice.lines, client, org, order_number=order_number)
+    return build_document(
+        source, invoice.lines, client, org, allowances_charges=invoice.allowances_charges, order_number=order_number
+    )
 
 
 async def load_document(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID) -> InvoiceDocument:
@@ -484,7 +500,8 @@ async def export_invoice_list(
                     row.vat_amount,
                     row.total_amount,
                     row.amount_paid,
-                    None,
+                    # EN 16931 BT-115: the rounding amount (BT-114) is part of what is outstanding.
+                    row.total_amount - row.amount_paid + row.rounding_amount if row.rounding_amount else None,
                 )
                 for row in rows
             ]
@@ -521,3 +538,8 @@ async def count_invoices(
     if issued_to is not None:
         stmt = stmt.where(Invoice.issue_date <= issued_to)
     return int((await session.execute(stmt.select_from(Invoice))).scalar_one())
+
+
+async def invoice_document(session: AsyncSession, invoice: Invoice) -> InvoiceDocument:
+    """The document model of an invoice row already loaded (and scoped to its organisation) by the caller."""
+    return await _document_of(session, invoice)

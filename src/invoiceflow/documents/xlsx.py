@@ -185,8 +185,11 @@ def render_invoice_xlsx(doc: InvoiceDocument) -> bytes:
         ("VAT", doc.vat_total, money),
         ("Total incl. VAT", doc.gross_total, money_bold),
         ("Paid", doc.prepaid_amount, money),
-        ("Amount due", doc.amount_due, money_bold),
     ]
+    if doc.rounding_amount:
+        # EN 16931 BT-114: the amount due below includes it (BR-CO-16).
+        totals.append(("Rounding", doc.rounding_amount, money))
+    totals.append(("Amount due", doc.amount_due, money_bold))
     for label, amount, fmt in totals:
         sheet.write_string(row, 6, label, formats.bold if fmt is money_bold else formats.label)
         sheet.write_number(row, 7, amount, fmt)

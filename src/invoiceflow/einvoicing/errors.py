@@ -46,3 +46,10 @@ class EInvoiceRulesMissing(ServiceUnavailable):
     caller's, hence 503."""
 
     code = "EINVOICE_RULES_MISSING"
+
+
+class EInvoiceInvalid(AppError):
+    """The invoice's own e-invoice fails the official rules: it is not handed out or issued until fixed."""
+
+    status_code = 422
+    code = "EINVOICE_INVALID"

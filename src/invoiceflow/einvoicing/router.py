@@ -61,24 +61,24 @@ _REQUEST_BODY: dict[str, Any] = {
 }
 
 
-async def _read_document(request: Request) -> bytes:
-    """The XML, from the raw body or the multipart field `file`.
+async def read_upload(request: Request, raw_types: tuple[str, ...] = XML_MEDIA_TYPES) -> bytes:
+    """The uploaded document, from a raw body of one of `raw_types` or the multipart field `file`.
 
     Read by hand rather than through declared body parameters: FastAPI would answer a body of another
-    type with a JSON-oriented validation error, and this route's whole point is non-JSON bodies.
+    type with a JSON-oriented validation error, and these routes' whole point is non-JSON bodies.
     """
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type in XML_MEDIA_TYPES:
+    if media_type in raw_types:
         return await request.body()
     if media_type == MULTIPART:
         async with request.form(max_files=1, max_fields=10) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
-                raise ValidationFailed.field("file", "Upload the invoice XML in the multipart field `file`")
+                raise ValidationFailed.field("file", "Upload the document in the multipart field `file`")
             return await upload.read()
     raise UnsupportedMediaType(
-        "Send the invoice as application/xml or text/xml, or as multipart/form-data with the field `file`",
-        details={"content_type": media_type, "accepted": [*XML_MEDIA_TYPES, MULTIPART]},
+        f"Send the document as {', '.join(raw_types)}, or as multipart/form-data with the field `file`",
+        details={"content_type": media_type, "accepted": [*raw_types, MULTIPART]},
     )
 
 
@@ -102,6 +102,6 @@ async def validate_einvoice(request: Request, actor: ActorDep, runtime: RuntimeD
     succeeded, the document may not have. Hostile or malformed XML is refused with a 4xx.
     """
     validator = Validator.from_settings(runtime.settings)
-    data = await _read_document(request)
+    data = await read_upload(request)
     report = await validator.validate_async(data, max_bytes=runtime.settings.max_request_bytes)
     return envelope(report.as_dict())

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from invoiceflow.core.db import Amount, Base, UTCDateTime, new_id, utcnow
@@ -48,6 +48,8 @@ class Invoice(Base):
     vat_amount: Mapped[Decimal] = mapped_column(Amount(4))
     total_amount: Mapped[Decimal] = mapped_column(Amount(4))
     amount_paid: Mapped[Decimal] = mapped_column(Amount(4), default=Decimal("0"))
+    # EN 16931 BT-114, added to the amount due (BT-115); at most one currency unit either way.
+    rounding_amount: Mapped[Decimal] = mapped_column(Amount(4), default=Decimal("0"), server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -56,6 +58,12 @@ class Invoice(Base):
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", lazy="raise", order_by="InvoiceLine.position", cascade="all, delete-orphan"
+    )
+    allowances_charges: Mapped[list[InvoiceAllowanceCharge]] = relationship(
+        back_populates="invoice",
+        lazy="raise",
+        order_by="InvoiceAllowanceCharge.position",
+        cascade="all, delete-orphan",
     )
 
 
@@ -75,3 +83,26 @@ class InvoiceLine(Base):
     line_total: Mapped[Decimal] = mapped_column(Amount(4))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines", lazy="raise")
+
+
+class InvoiceAllowanceCharge(Base):
+    """A document-level allowance (EN 16931 BG-20) or charge (BG-21) of an invoice or credit note.
+
+    The amount is positive either way; `is_charge` says whether it raises or lowers the taxable amount of its
+    VAT group. A credit note's row keeps the `position` of the invoice's allowance or charge it credits.
+    """
+
+    __tablename__ = "invoice_allowance_charges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    is_charge: Mapped[bool] = mapped_column(Boolean)
+    amount: Mapped[Decimal] = mapped_column(Amount(4))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    reason_code: Mapped[str | None] = mapped_column(String(3))  # UNCL5189 (allowances) / UNCL7161 (charges)
+    vat_category: Mapped[str] = mapped_column(String(2))
+    vat_rate: Mapped[Decimal] = mapped_column(Amount(4))
+    vat_exemption_reason: Mapped[str | None] = mapped_column(String(300))
+
+    invoice: Mapped[Invoice] = relationship(back_populates="allowances_charges", lazy="raise")

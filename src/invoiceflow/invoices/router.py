@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
@@ -9,7 +9,7 @@ from starlette.responses import Response
 from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core import idempotency
 from invoiceflow.core.api import Envelope, envelope
-from invoiceflow.core.runtime import SessionDep
+from invoiceflow.core.runtime import SEND_CHECK, Runtime, RuntimeDep, SessionDep
 from invoiceflow.invoices import credit_notes, pg_list, service
 from invoiceflow.invoices.schemas import (
     CreditNoteCreate,
@@ -64,11 +64,26 @@ async def update_invoice(invoice_id: uuid.UUID, data: InvoiceUpdate, actor: Acto
     return envelope(service.read_json(await service.update_invoice(session, actor, invoice_id, data)))
 
 
+def _send_check(runtime: Runtime) -> service.SendCheck | None:
+    """The check a draft must pass before it is sent (the official e-invoice rules), when one is configured."""
+    check = runtime.extras.get(SEND_CHECK)
+    return cast("service.SendCheck | None", check)
+
+
 @router.patch("/invoices/{invoice_id}/status", response_model=Envelope[InvoiceRead])
 async def change_status(
-    invoice_id: uuid.UUID, data: InvoiceStatusUpdate, actor: ActorDep, session: SessionDep
+    invoice_id: uuid.UUID, data: InvoiceStatusUpdate, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
-    return envelope(service.read_json(await service.change_status(session, actor, invoice_id, data.status)))
+    """Move an invoice along its lifecycle; `sent` first passes the e-invoice rules (422 with the findings)."""
+    invoice = await service.change_status(session, actor, invoice_id, data.status, before_send=_send_check(runtime))
+    return envelope(service.read_json(invoice))
+
+
+@router.post("/invoices/{invoice_id}/send", response_model=Envelope[InvoiceRead])
+async def send_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep, runtime: RuntimeDep) -> Response:
+    """Issue a draft: the same as `PATCH /status {"status": "sent"}`, checked against the e-invoice rules."""
+    invoice = await service.change_status(session, actor, invoice_id, "sent", before_send=_send_check(runtime))
+    return envelope(service.read_json(invoice))
 
 
 @router.delete("/invoices/{invoice_id}", response_model=Envelope[InvoiceRead])
@@ -96,12 +111,15 @@ async def create_credit_note(
     data: Annotated[CreditNoteCreate | None, Body()] = None,
     key: IdemKey = None,
 ) -> Response:
-    """Credit an issued invoice in full (no body, or `lines` null) or for chosen lines; the credit note is a draft."""
+    """Credit an issued invoice in full (no body, or `lines` null) or for chosen lines and, with them, chosen
+    document-level allowances and charges; the credit note is a draft."""
     data = data or CreditNoteCreate()
     record = await idempotency.begin(
         session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
     )
-    note = await credit_notes.credit_invoice(session, actor, invoice_id, data.lines)
+    note = await credit_notes.credit_invoice(
+        session, actor, invoice_id, data.lines, allowances_charges=data.allowances_charges
+    )
     out = service.read_json(note)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,10 +25,19 @@ from invoiceflow.core.money import format_amount, minor_unit, money_quantum, rou
 from invoiceflow.core.numbering import period_for, split_pattern
 from invoiceflow.core.records import audit_values, record_audit, record_event
 from invoiceflow.core.sequences import next_free_number
-from invoiceflow.core.tax import MAX_AMOUNT, LineInput, Totals, compute_totals, within_limits
+from invoiceflow.core.tax import (
+    MAX_AMOUNT,
+    AllowanceChargeInput,
+    LineInput,
+    Totals,
+    amount_due,
+    compute_totals,
+    within_limits,
+)
 from invoiceflow.invoices import transitions
-from invoiceflow.invoices.models import Invoice, InvoiceLine
+from invoiceflow.invoices.models import Invoice, InvoiceAllowanceCharge, InvoiceLine
 from invoiceflow.invoices.schemas import (
+    AllowanceChargeIn,
     InvoiceCreate,
     InvoiceFilters,
     InvoiceLineIn,
@@ -39,9 +49,15 @@ from invoiceflow.orders.service import get_order, transition_conflict
 SERIES = "invoice"
 
 
-def _totals_of(lines: list[InvoiceLine] | list[InvoiceLineIn], currency: str) -> Totals:
+def _totals_of(
+    lines: Sequence[InvoiceLine] | Sequence[InvoiceLineIn],
+    allowances_charges: Sequence[InvoiceAllowanceCharge],
+    currency: str,
+) -> Totals:
     return compute_totals(
-        [LineInput(ln.quantity, ln.unit_price, ln.vat_category, ln.vat_rate) for ln in lines], currency
+        [LineInput(ln.quantity, ln.unit_price, ln.vat_category, ln.vat_rate) for ln in lines],
+        currency,
+        [AllowanceChargeInput(ac.is_charge, ac.amount, ac.vat_category, ac.vat_rate) for ac in allowances_charges],
     )
 
 
@@ -58,7 +74,7 @@ def summary_json(inv: Any) -> dict[str, Any]:
     """
     cur = inv.currency
     step = money_quantum(cur)
-    total, paid = inv.total_amount, inv.amount_paid
+    total, paid, rounding = inv.total_amount, inv.amount_paid, inv.rounding_amount
     return {
         "id": str(inv.id),
         "kind": inv.kind,
@@ -74,7 +90,9 @@ def summary_json(inv: Any) -> dict[str, Any]:
         "vat_amount": str(inv.vat_amount.quantize(step, ROUND_HALF_UP)),
         "total_amount": str(total.quantize(step, ROUND_HALF_UP)),
         "amount_paid": str(paid.quantize(step, ROUND_HALF_UP)),
-        "amount_due": str((total - paid).quantize(step, ROUND_HALF_UP)),
+        "rounding_amount": str(rounding.quantize(step, ROUND_HALF_UP)),
+        # EN 16931 BR-CO-16 (core.tax.amount_due, inlined: lists render 50 of these per request).
+        "amount_due": str((total - paid + rounding).quantize(step, ROUND_HALF_UP)),
         "buyer_reference": inv.buyer_reference,
         "external_id": inv.external_id,
         "allowed_transitions": list(transitions.allowed(inv.status, inv.kind)),
@@ -84,9 +102,10 @@ def summary_json(inv: Any) -> dict[str, Any]:
 
 
 def read_json(inv: Invoice) -> dict[str, Any]:
-    """The full `InvoiceRead` shape: summary, lines and the VAT breakdown recomputed from the lines."""
+    """The full `InvoiceRead` shape: summary, lines, allowances and charges, and the totals and VAT breakdown
+    recomputed from them."""
     cur = inv.currency
-    totals = _totals_of(inv.lines, cur)
+    totals = _totals_of(inv.lines, inv.allowances_charges, cur)
     places = minor_unit(cur)
     return {
         **summary_json(inv),
@@ -104,6 +123,21 @@ def read_json(inv: Invoice) -> dict[str, Any]:
             }
             for line in inv.lines
         ],
+        "allowances_charges": [
+            {
+                "charge": item.is_charge,
+                "amount": str(round_money(item.amount, cur)),
+                "reason": item.reason,
+                "reason_code": item.reason_code,
+                "vat_category": item.vat_category,
+                "vat_rate": str(trim(item.vat_rate)),
+                "vat_exemption_reason": item.vat_exemption_reason,
+            }
+            for item in inv.allowances_charges
+        ],
+        "line_total_amount": str(totals.line_total_amount),
+        "allowance_total_amount": str(totals.allowance_total_amount),
+        "charge_total_amount": str(totals.charge_total_amount),
         "vat_breakdown": [
             {
                 "vat_category": g.vat_category,
@@ -195,11 +229,81 @@ def _check_dates(issue: date, due: date, *, today: date | None) -> None:
         raise ValidationFailed.field("due_date", "must not be in the past")
 
 
-def _check_total(totals: Totals) -> None:
+def _group_key(category: str, rate: Decimal) -> tuple[str, Decimal]:
+    return category, rate.normalize()
+
+
+def check_totals(
+    totals: Totals,
+    lines: Sequence[InvoiceLine] | Sequence[InvoiceLineIn],
+    allowances_charges: Sequence[InvoiceAllowanceCharge],
+    rounding_amount: Decimal,
+    currency: str,
+    *,
+    fields: Sequence[str] | None = None,
+    lines_field: str = "items",
+) -> None:
+    """Refuse (422 naming the field) amounts an invoice or credit note may not have.
+
+    `fields` names each allowance or charge in the request (default `allowances_charges.N`), `lines_field` the
+    request's lines. Rules: amounts have at most the currency's decimals; an allowance reduces a VAT group that
+    a line or charge has (EN 16931 wants every VAT category used to appear in the breakdown with what it taxes,
+    and an allowance alone would make its group negative); no VAT group's taxable amount and so not the total
+    without VAT (BT-109) may be negative, and the total must be above zero: corrections are credit notes; the
+    rounding amount may not make the amount due negative.
+    """
+    names = list(fields) if fields is not None else [f"allowances_charges.{i}" for i in range(len(allowances_charges))]
+    places = minor_unit(currency)
+    for name, item in zip(names, allowances_charges, strict=True):
+        if item.amount != round_money(item.amount, currency):
+            raise ValidationFailed.field(f"{name}.amount", f"at most {places} decimal places in {currency}")
+    if rounding_amount != round_money(rounding_amount, currency):
+        raise ValidationFailed.field("rounding_amount", f"at most {places} decimal places in {currency}")
+    based = {_group_key(ln.vat_category, ln.vat_rate) for ln in lines}
+    based |= {_group_key(ac.vat_category, ac.vat_rate) for ac in allowances_charges if ac.is_charge}
+    for name, item in zip(names, allowances_charges, strict=True):
+        if not item.is_charge and _group_key(item.vat_category, item.vat_rate) not in based:
+            raise ValidationFailed.field(
+                f"{name}.vat_rate",
+                f"no line or charge is in VAT category {item.vat_category} at {trim(item.vat_rate)} %: "
+                "an allowance reduces a VAT category and rate the invoice has",
+            )
+    for group in totals.vat_breakdown:
+        if group.taxable_amount < 0:
+            name = next(
+                n
+                for n, ac in zip(names, allowances_charges, strict=True)
+                if not ac.is_charge and _group_key(ac.vat_category, ac.vat_rate) == (group.vat_category, group.vat_rate)
+            )
+            raise ValidationFailed.field(
+                f"{name}.amount",
+                f"the allowances in VAT category {group.vat_category} at {trim(group.vat_rate)} % exceed its lines "
+                f"and charges (taxable amount {group.taxable_amount}); corrections are credit notes",
+            )
     if totals.total_amount <= 0:
-        raise ValidationFailed.field("items", "the invoice total must be greater than zero")
+        field = "allowances_charges" if allowances_charges and totals.line_total_amount > 0 else lines_field
+        raise ValidationFailed.field(field, "the total must be greater than zero")
     if not within_limits(totals):
-        raise ValidationFailed.field("items", f"amounts may not exceed {MAX_AMOUNT}")
+        raise ValidationFailed.field(lines_field, f"amounts may not exceed {MAX_AMOUNT}")
+    if amount_due(totals.total_amount, Decimal(0), rounding_amount, currency) < 0:
+        raise ValidationFailed.field("rounding_amount", "may not make the amount due negative")
+
+
+def _build_allowances_charges(items: Sequence[AllowanceChargeIn]) -> list[InvoiceAllowanceCharge]:
+    return [
+        InvoiceAllowanceCharge(
+            id=uuid.uuid4(),
+            position=pos,
+            is_charge=item.charge,
+            amount=item.amount,
+            reason=item.reason,
+            reason_code=item.reason_code,
+            vat_category=item.vat_category,
+            vat_rate=item.vat_rate,
+            vat_exemption_reason=item.vat_exemption_reason,
+        )
+        for pos, item in enumerate(items, start=1)
+    ]
 
 
 def _build_lines(items: list[InvoiceLineIn], totals: Totals) -> list[InvoiceLine]:
@@ -334,8 +438,9 @@ async def create_invoice(
     due = data.due_date or max(issue + timedelta(days=ctx.payment_terms_days), today)
     _check_dates(issue, due, today=today)
     currency = data.currency or ctx.client_currency or ctx.default_currency
-    totals = _totals_of(data.items, currency)
-    _check_total(totals)
+    allowances_charges = _build_allowances_charges(data.allowances_charges)
+    totals = _totals_of(data.items, allowances_charges, currency)
+    check_totals(totals, data.items, allowances_charges, data.rounding_amount, currency)
     if data.order_id is not None and order is None:
         order = await get_order(session, actor, data.order_id, for_update=True)
         if order.invoice_id is not None:
@@ -364,12 +469,14 @@ async def create_invoice(
         vat_amount=totals.vat_amount,
         total_amount=totals.total_amount,
         amount_paid=Decimal("0"),
+        rounding_amount=data.rounding_amount,
         sent_at=None,
         paid_at=None,
         created_at=now,
         updated_at=now,
         deleted_at=None,
         lines=_build_lines(data.items, totals),
+        allowances_charges=allowances_charges,
     )
     if standalone and order is None and data.external_id is None and session.bind.dialect.name == "postgresql":
         await _create_standalone(session, actor, invoice, ctx)
@@ -400,24 +507,35 @@ _LINES = cast(Table, InvoiceLine.__table__)
 _AUDIT = cast(Table, AuditLog.__table__)
 _INVOICE_COLUMNS = tuple(c.key for c in _INVOICES.columns)
 _LINE_COLUMNS = tuple(c.key for c in _LINES.columns)
+_ALLOWANCES_CHARGES = cast(Table, InvoiceAllowanceCharge.__table__)
+_ALLOWANCE_CHARGE_COLUMNS = tuple(c.key for c in _ALLOWANCES_CHARGES.columns)
 _INSERT_INVOICE = insert(_INVOICES)
 _INSERT_LINE = insert(_LINES)
+_INSERT_ALLOWANCE_CHARGE = insert(_ALLOWANCES_CHARGES)
 _INSERT_AUDIT = insert(_AUDIT)
 
 
-# PostgreSQL, ADR 0004: the number, the invoice, its lines, its audit row and its InvoiceCreated event in
-# one statement. Sent outside a transaction it commits by itself, so the counter row is locked from the
-# numbering function to that commit only, never across a round trip to the application.
+# PostgreSQL, ADR 0004: the number, the invoice, its lines, its allowances and charges, its audit row and its
+# InvoiceCreated event in one statement. Sent outside a transaction it commits by itself, so the counter row is
+# locked from the numbering function to that commit only, never across a round trip to the application.
 _PG_CREATE_STANDALONE = """
 WITH num AS (
     SELECT invoiceflow_next_invoice_number($31, $32, $33, $34, $35, $36) AS n
 ), inv AS (
     INSERT INTO invoices (id, organization_id, client_id, order_id, invoice_number, status, issue_date,
         due_date, currency, notes, buyer_reference, external_id, net_amount, vat_amount, total_amount,
-        amount_paid, sent_at, paid_at, created_at, updated_at, deleted_at)
-    SELECT $1, $2, $3, NULL, num.n, 'draft', $4, $5, $6, $7, $8, NULL, $9, $10, $11, 0, NULL, NULL,
+        amount_paid, rounding_amount, sent_at, paid_at, created_at, updated_at, deleted_at)
+    SELECT $1, $2, $3, NULL, num.n, 'draft', $4, $5, $6, $7, $8, NULL, $9, $10, $11, 0, $37, NULL, NULL,
         $12, $12, NULL
     FROM num
+), allowances_charges AS (
+    INSERT INTO invoice_allowance_charges (id, invoice_id, position, is_charge, amount, reason, reason_code,
+        vat_category, vat_rate, vat_exemption_reason)
+    SELECT a.id, $1, a.position, a.is_charge, a.amount, a.reason, a.reason_code, a.vat_category, a.vat_rate,
+        a.exemption
+    FROM unnest($38::uuid[], $39::int[], $40::bool[], $41::numeric[], $42::text[], $43::text[], $44::text[],
+        $45::numeric[], $46::text[])
+        AS a(id, position, is_charge, amount, reason, reason_code, vat_category, vat_rate, exemption)
 ), lines AS (
     INSERT INTO invoice_lines (id, invoice_id, position, description, quantity, unit_code, unit_price,
         vat_category, vat_rate, vat_exemption_reason, line_total)
@@ -442,6 +560,7 @@ SELECT n FROM num
 
 async def _create_standalone(session: AsyncSession, actor: Actor, invoice: Invoice, ctx: _NewInvoiceContext) -> None:
     lines = invoice.lines
+    adjustments = invoice.allowances_charges
     audit = audit_values(actor, action="invoice.create", resource_type="invoice", resource_id=invoice.id)
     pattern = ctx.number_pattern
     prefix, width, suffix = split_pattern(pattern, invoice.issue_date)
@@ -486,6 +605,16 @@ async def _create_standalone(session: AsyncSession, actor: Actor, invoice: Invoi
         prefix,
         width,
         suffix,
+        invoice.rounding_amount,
+        [ac.id for ac in adjustments],
+        [ac.position for ac in adjustments],
+        [ac.is_charge for ac in adjustments],
+        [ac.amount for ac in adjustments],
+        [ac.reason for ac in adjustments],
+        [ac.reason_code for ac in adjustments],
+        [ac.vat_category for ac in adjustments],
+        [ac.vat_rate for ac in adjustments],
+        [ac.vat_exemption_reason for ac in adjustments],
     )
 
 
@@ -497,6 +626,14 @@ async def _insert_rows(
         _INSERT_LINE,
         [{k: getattr(line, k) for k in _LINE_COLUMNS} | {"invoice_id": invoice.id} for line in invoice.lines],
     )
+    if invoice.allowances_charges:
+        await session.execute(
+            _INSERT_ALLOWANCE_CHARGE,
+            [
+                {k: getattr(item, k) for k in _ALLOWANCE_CHARGE_COLUMNS} | {"invoice_id": invoice.id}
+                for item in invoice.allowances_charges
+            ],
+        )
     await session.execute(
         _INSERT_AUDIT, audit_values(actor, action=action, resource_type="invoice", resource_id=invoice.id)
     )
@@ -549,7 +686,7 @@ async def get_invoice(
 ) -> Invoice:
     stmt = (
         select(Invoice)
-        .options(selectinload(Invoice.lines))
+        .options(selectinload(Invoice.lines), selectinload(Invoice.allowances_charges))
         .where(Invoice.id == invoice_id, Invoice.organization_id == actor.organization_id, Invoice.deleted_at.is_(None))
     )
     if for_update:
@@ -585,6 +722,7 @@ _SUMMARY_COLUMNS = (
     Invoice.vat_amount,
     Invoice.total_amount,
     Invoice.amount_paid,
+    Invoice.rounding_amount,
     Invoice.buyer_reference,
     Invoice.external_id,
     Invoice.created_at,
@@ -667,7 +805,7 @@ async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.U
             details={"status": invoice.status},
         )
     changes = data.model_dump(exclude_unset=True)
-    for field in ("client_id", "items", "issue_date", "due_date", "currency"):
+    for field in ("client_id", "items", "issue_date", "due_date", "currency", "allowances_charges", "rounding_amount"):
         if field in changes and changes[field] is None:
             raise ValidationFailed.field(field, "may not be null")
     if data.client_id is not None:
@@ -681,15 +819,20 @@ async def update_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.U
             setattr(invoice, field, changes[field])
     if data.currency is not None:
         invoice.currency = data.currency
-    if data.items is not None or data.currency is not None:
+    if data.allowances_charges is not None:
+        invoice.allowances_charges = _build_allowances_charges(data.allowances_charges)
+    if data.rounding_amount is not None:
+        invoice.rounding_amount = data.rounding_amount
+    if changes.keys() & {"items", "currency", "allowances_charges", "rounding_amount"}:
         items = (
             data.items
             if data.items is not None
             else [InvoiceLineIn.model_validate(_line_in(ln)) for ln in invoice.lines]
         )
-        totals = _totals_of(items, invoice.currency)
-        _check_total(totals)
-        invoice.lines = _build_lines(items, totals)
+        totals = _totals_of(items, invoice.allowances_charges, invoice.currency)
+        check_totals(totals, items, invoice.allowances_charges, invoice.rounding_amount, invoice.currency)
+        if data.items is not None or data.currency is not None:
+            invoice.lines = _build_lines(items, totals)
         invoice.net_amount, invoice.vat_amount, invoice.total_amount = (
             totals.net_amount,
             totals.vat_amount,
@@ -728,11 +871,25 @@ def _line_in(line: InvoiceLine) -> dict[str, Any]:
     }
 
 
-async def change_status(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID, status: str) -> Invoice:
+# Runs on a draft about to be sent, after the transition was found allowed and before anything changes; it
+# raises to refuse the send. The e-invoicing layer (above this one) supplies the official-rules check.
+SendCheck = Callable[[AsyncSession, Invoice], Awaitable[None]]
+
+
+async def change_status(
+    session: AsyncSession,
+    actor: Actor,
+    invoice_id: uuid.UUID,
+    status: str,
+    *,
+    before_send: SendCheck | None = None,
+) -> Invoice:
     invoice = await get_invoice(session, actor, invoice_id, for_update=True)
     allowed_next = transitions.allowed(invoice.status, invoice.kind)
     if status not in allowed_next:
         raise transition_conflict("invoice", invoice.status, status, allowed_next)
+    if status == "sent" and before_send is not None:
+        await before_send(session, invoice)
     previous = invoice.status
     now = utcnow()
     invoice.status = status
@@ -741,7 +898,8 @@ async def change_status(session: AsyncSession, actor: Actor, invoice_id: uuid.UU
         invoice.sent_at = now
     elif status == "paid":
         invoice.paid_at = now
-        invoice.amount_paid = invoice.total_amount
+        # Settled in full: the amount due (BT-115, with the rounding amount BT-114) was paid.
+        invoice.amount_paid = invoice.total_amount + invoice.rounding_amount
     record_event(
         session,
         organization_id=actor.organization_id,
