@@ -45,6 +45,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/invoices/{invoice_id}"): {"notes": "Taken over"},
     ("PATCH", "/api/v1/invoices/{invoice_id}/status"): {"status": "sent"},
     ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"lines": [{"position": 1, "quantity": "1"}]},
+    ("POST", "/api/v1/invoices/{invoice_id}/payments"): {"amount": "1.00"},
 }
 
 # Routes that need the resources in another state than `make_resources` leaves them to succeed for the owner
@@ -55,6 +56,7 @@ PREPARE: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
         "/api/v1/invoices/{}/status",
         {"status": "sent"},
     ),
+    ("POST", "/api/v1/invoices/{invoice_id}/payments"): ("invoice", "/api/v1/invoices/{}/status", {"status": "sent"}),
 }
 
 TABLES = (
@@ -68,6 +70,9 @@ TABLES = (
     "audit_logs",
     "idempotency_keys",
     "number_sequences",
+    "payments",
+    "invoice_allowance_charges",
+    "imported_documents",
 )
 
 

@@ -106,3 +106,26 @@ class InvoiceAllowanceCharge(Base):
     vat_exemption_reason: Mapped[str | None] = mapped_column(String(300))
 
     invoice: Mapped[Invoice] = relationship(back_populates="allowances_charges", lazy="raise")
+
+
+class Payment(Base):
+    """Money received for an invoice (or, for a credit note, paid back): full or partial.
+
+    The invoice's `amount_paid` is the sum of its payments (and a status change to `paid` sets it to the
+    amount due); a payment that completes the amount due makes the invoice `paid`.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_invoice", "invoice_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    amount: Mapped[Decimal] = mapped_column(Amount(4))
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_on: Mapped[date] = mapped_column(Date)
+    # "bank_transfer", "card", "cash", "direct_debit", "other"
+    method: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
@@ -9,8 +9,10 @@ from starlette.responses import Response
 from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core import idempotency
 from invoiceflow.core.api import Envelope, envelope
+from invoiceflow.core.money import round_money
 from invoiceflow.core.runtime import SEND_CHECK, Runtime, RuntimeDep, SessionDep
-from invoiceflow.invoices import credit_notes, pg_list, service
+from invoiceflow.invoices import credit_notes, payments, pg_list, service
+from invoiceflow.invoices.models import Payment
 from invoiceflow.invoices.schemas import (
     CreditNoteCreate,
     InvoiceCreate,
@@ -19,6 +21,9 @@ from invoiceflow.invoices.schemas import (
     InvoiceRead,
     InvoiceStatusUpdate,
     InvoiceUpdate,
+    PaymentCreate,
+    PaymentRead,
+    PaymentRecorded,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["invoices"])
@@ -123,3 +128,35 @@ async def create_credit_note(
     out = service.read_json(note)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)
+
+
+def _payment_json(payment: Payment) -> dict[str, Any]:
+    out = PaymentRead.model_validate(payment, from_attributes=True).model_dump(mode="json")
+    # Stored with 4 decimals; shown, like every amount, with the currency's own.
+    out["amount"] = str(round_money(payment.amount, payment.currency))
+    return out
+
+
+@router.post("/invoices/{invoice_id}/payments", status_code=201, response_model=Envelope[PaymentRecorded])
+async def record_payment(
+    invoice_id: uuid.UUID,
+    data: PaymentCreate,
+    actor: ActorDep,
+    session: SessionDep,
+    request: Request,
+    key: IdemKey = None,
+) -> Response:
+    """Record a full or partial payment; the one that completes the amount due makes the invoice `paid`."""
+    record = await idempotency.begin(
+        session, actor.organization_id, key, request.url.path, data.model_dump(mode="json")
+    )
+    invoice, payment = await payments.record_payment(session, actor, invoice_id, data)
+    out = {"payment": _payment_json(payment), "invoice": service.read_json(invoice)}
+    idempotency.complete(record, 201, out)
+    return envelope(out, status_code=201)
+
+
+@router.get("/invoices/{invoice_id}/payments", response_model=Envelope[list[PaymentRead]])
+async def list_payments(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Response:
+    """The invoice's payments, oldest first."""
+    return envelope([_payment_json(p) for p in await payments.list_payments(session, actor, invoice_id)])

@@ -334,3 +334,34 @@ class InvoicePage(OutputModel):
     items: list[InvoiceSummary]
     next_cursor: str | None
     limit: int
+
+
+PaymentMethod = Literal["bank_transfer", "card", "cash", "direct_debit", "other"]
+
+
+class PaymentCreate(InputModel):
+    """A payment received (for a credit note: paid back). It may not exceed what is still due."""
+
+    amount: Annotated[AmountIn, Field(gt=0, description="In the invoice's currency, at most what is still due.")]
+    currency: CurrencyCode | None = Field(default=None, description="Must equal the invoice's currency when given.")
+    paid_on: date | None = Field(default=None, description="Defaults to today (UTC); never in the future.")
+    method: PaymentMethod = "bank_transfer"
+    reference: Annotated[str | None, Field(max_length=200)] = None
+    note: Annotated[str | None, Field(max_length=500)] = None
+
+
+class PaymentRead(OutputModel):
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount: DecimalOut
+    currency: str
+    paid_on: date
+    method: PaymentMethod
+    reference: str | None
+    note: str | None
+    created_at: datetime
+
+
+class PaymentRecorded(OutputModel):
+    payment: PaymentRead
+    invoice: InvoiceRead
