@@ -136,3 +136,17 @@ def test_an_invoice_in_the_wrong_namespace_is_unsupported() -> None:
     assert (error.status_code, error.code) == (422, "UNSUPPORTED_DOCUMENT")
     assert error.details["root_element"] == "Invoice"
     assert error.details["namespace"] is None
+
+
+@pytest.mark.parametrize("padding", [0, 300 * 1024], ids=["parsed-then-measured", "measured-while-streaming"])
+def test_small_and_large_documents_get_the_same_verdicts(padding: int) -> None:
+    """Up to 256 KiB the tree is measured after one parse, above it while streaming: same limits, same codes."""
+    pad = b"<!--" + b"x" * padding + b"-->" if padding else b""
+    deep = pad + b"<a>" * 150 + b"</a>" * 150
+    assert refused(deep).code == "XML_TOO_DEEP"
+    assert refused(pad + b"<a>" * 300 + b"</a>" * 300).code == "XML_TOO_DEEP"  # beyond libxml2's own cap
+    wide = pad + b"<a>" + b"<b/>" * 100 + b"</a>"
+    assert refused(wide, max_elements=100).code == "XML_TOO_MANY_ELEMENTS"
+    assert parse_xml(wide, max_elements=101) is not None
+    assert refused(b"<!DOCTYPE a>" + pad + b"<a/>").code == "XML_FORBIDDEN_CONSTRUCT"
+    assert refused(pad + b"<a><b></a>").code == "XML_MALFORMED"
