@@ -32,6 +32,7 @@ from tests.factories import (
     order_payload,
     register,
 )
+from tests.webhooks.helpers import webhook_payload
 
 TABLES = (
     "clients",
@@ -43,6 +44,8 @@ TABLES = (
     "audit_logs",
     "idempotency_keys",
     "number_sequences",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 BIG = "x" * 100_000
 MAX_BYTES = 5 * 1024 * 1024
@@ -91,6 +94,7 @@ WRITE_ROUTES = [
     ("POST", "/api/v1/invoices"),
     ("PATCH", "/api/v1/invoices/{invoice}"),
     ("PATCH", "/api/v1/invoices/{invoice}/status"),
+    ("POST", "/api/v1/webhooks"),
 ]
 
 MALFORMED = [
@@ -155,6 +159,12 @@ WRONG_TYPES: list[tuple[str, str, Any, str]] = [
     ("PATCH", "/api/v1/invoices/{invoice}/status", {"status": 1}, "status"),
     ("PATCH", "/api/v1/invoices/{invoice}/status", {"status": ["sent"]}, "status"),
     ("PATCH", "/api/v1/orders/{order}/status", {"status": None}, "status"),
+    ("POST", "/api/v1/webhooks", "ARRAY", "body"),
+    ("POST", "/api/v1/webhooks", {"url": 5}, "url"),
+    ("POST", "/api/v1/webhooks", {"event_types": "InvoiceCreated"}, "event_types"),
+    ("POST", "/api/v1/webhooks", {"event_types": [1]}, "event_types.0"),
+    ("POST", "/api/v1/webhooks", {"enabled": "maybe"}, "enabled"),
+    ("POST", "/api/v1/webhooks", {"secret": {"value": "x"}}, "secret"),
 ]
 
 
@@ -168,6 +178,8 @@ def _body(world: World, method: str, url: str, spec: Any) -> Any:
         return client_payload(**spec)
     if method == "POST" and url.endswith("/orders"):
         return {**order_payload(world.client_id), **spec}
+    if method == "POST" and url.endswith("/webhooks"):
+        return webhook_payload(**spec)
     return spec
 
 
@@ -212,6 +224,10 @@ OVERSIZED: list[tuple[str, str, dict[str, Any], str]] = [
         "items",
     ),
     ("PATCH", "/api/v1/invoices/{invoice}", {"items": [LINE] * 10_000}, "items"),
+    ("POST", "/api/v1/webhooks", {"url": "https://example.com/" + BIG}, "url"),
+    ("POST", "/api/v1/webhooks", {"description": BIG}, "description"),
+    ("POST", "/api/v1/webhooks", {"secret": BIG}, "secret"),
+    ("POST", "/api/v1/webhooks", {"event_types": ["InvoiceCreated"] * 1000}, "event_types"),
 ]
 
 
@@ -291,6 +307,9 @@ UNKNOWN: list[tuple[str, str, dict[str, Any], str]] = [
     ("PATCH", "/api/v1/invoices/{invoice}", {"amount_paid": "559.74"}, "amount_paid"),
     ("PATCH", "/api/v1/invoices/{invoice}/status", {"status": "sent", "sent_at": "2020-01-01T00:00:00Z"}, "sent_at"),
     ("PATCH", "/api/v1/orders/{order}/status", {"status": "processing", "invoice_id": None}, "invoice_id"),
+    ("POST", "/api/v1/webhooks", {"organization_id": str(uuid.uuid4())}, "organization_id"),
+    ("POST", "/api/v1/webhooks", {"fanout_floor_seq": 0}, "fanout_floor_seq"),
+    ("POST", "/api/v1/webhooks", {"deleted_at": None}, "deleted_at"),
 ]
 
 
@@ -466,6 +485,8 @@ NUL_CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/api/v1/invoices", {"external_id": "\u0000"}, "external_id"),
     ("POST", "/api/v1/invoices", {"items": [{**LINE, "description": "\u0000"}]}, "items.0.description"),
     ("POST", "/api/v1/orders", {"notes": "\u0000"}, "notes"),
+    ("POST", "/api/v1/webhooks", {"description": "a\u0000b"}, "description"),
+    ("POST", "/api/v1/webhooks", {"url": "https://example.com/\u0000"}, "url"),
 ]
 
 

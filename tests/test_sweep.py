@@ -26,9 +26,17 @@ from tests.factories import (
     create_order,
     register,
 )
+from tests.webhooks.helpers import create_webhook, send_webhook_test
 
 # Which resource each path parameter names.
-PARAM_KINDS = {"client_id": "client", "order_id": "order", "invoice_id": "invoice", "key_id": "api_key"}
+PARAM_KINDS = {
+    "client_id": "client",
+    "order_id": "order",
+    "invoice_id": "invoice",
+    "key_id": "api_key",
+    "webhook_id": "webhook",
+    "delivery_id": "webhook_delivery",
+}
 
 # Where the owner reads each kind of resource back, to prove it did not change.
 READ_URLS = {
@@ -36,6 +44,8 @@ READ_URLS = {
     "order": "/api/v1/orders/{}",
     "invoice": "/api/v1/invoices/{}",
     "api_key": "/api/v1/api-keys/{}",
+    "webhook": "/api/v1/webhooks/{}",
+    "webhook_delivery": "/api/v1/webhooks/{webhook}/deliveries/{}",
 }
 
 # Bodies that succeed for the owner, so that only the tenancy check can refuse the intruder.
@@ -46,6 +56,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/invoices/{invoice_id}/status"): {"status": "sent"},
     ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"lines": [{"position": 1, "quantity": "1"}]},
     ("POST", "/api/v1/invoices/{invoice_id}/payments"): {"amount": "1.00"},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "Taken over"},
 }
 
 # Routes that need the resources in another state than `make_resources` leaves them to succeed for the owner
@@ -73,6 +84,8 @@ TABLES = (
     "payments",
     "invoice_allowance_charges",
     "imported_documents",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 
 
@@ -116,11 +129,14 @@ def discover(client: TestClient) -> list[IdRoute]:
 def make_resources(client: TestClient, owner: Account) -> dict[str, str]:
     """One of every kind of resource; the order stays pending and uninvoiced, the invoice a draft."""
     buyer = create_client(client, owner)
+    webhook = create_webhook(client, owner)
     return {
         "client": buyer["id"],
         "order": create_order(client, owner, buyer["id"])["id"],
         "invoice": create_invoice(client, owner, buyer["id"])["id"],
         "api_key": create_api_key(client, owner)["id"],
+        "webhook": webhook["id"],
+        "webhook_delivery": send_webhook_test(client, owner, webhook["id"])["id"],
     }
 
 
@@ -139,7 +155,7 @@ def call(client: TestClient, route: IdRoute, url: str, headers: dict[str, str]) 
 def snapshot(client: TestClient, owner: Account, ids: dict[str, str], db: Engine) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for kind, resource_id in ids.items():
-        r = client.get(READ_URLS[kind].format(resource_id), headers=owner.headers)
+        r = client.get(READ_URLS[kind].format(resource_id, **ids), headers=owner.headers)
         assert r.status_code == 200, r.text
         state[kind] = r.json()["data"]
     state["rows"] = {table: count_rows(db, table) for table in TABLES}

@@ -39,6 +39,7 @@ from invoiceflow.einvoicing.send_check import send_check
 from invoiceflow.einvoicing.validator import get_validator
 from invoiceflow.invoices.router import router as invoices_router
 from invoiceflow.orders.router import router as orders_router
+from invoiceflow.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("invoiceflow")
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         einvoice_import_router,
         invoices_router,
         activity_router,
+        webhooks_router,
     ):
         app.include_router(router)
     app.include_router(einvoicing_router)

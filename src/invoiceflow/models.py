@@ -9,4 +9,6 @@ def load_all() -> None:
     import invoiceflow.core.models
     import invoiceflow.documents.models
     import invoiceflow.invoices.models
-    import invoiceflow.orders.models  # noqa: F401
+    import invoiceflow.notifications.models
+    import invoiceflow.orders.models
+    import invoiceflow.webhooks.models  # noqa: F401

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from invoiceflow.invoices.models import Payment
 from tests.factories import Account, assert_error, create_client, create_invoice, event_rows, register
 
 # The factory's invoice: 3 x 125.00 at 21 % and 1 x 99.99 at 6 %: 474.99 + 78.75 + 6.00 = 559.74.
@@ -60,8 +63,8 @@ def test_partial_then_full_payment_settles_the_invoice(client: TestClient, accou
     changes = event_rows(db, type="InvoiceStatusChanged", resource_id=invoice["id"])
     assert [(e.payload["from"], e.payload["to"]) for e in changes] == [("draft", "sent"), ("sent", "paid")]
     with db.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM payments WHERE invoice_id = :i"), {"i": invoice["id"]})
-        assert stored.scalar() == 2
+        rows = conn.execute(select(Payment.amount).where(Payment.invoice_id == uuid.UUID(invoice["id"])))
+        assert sorted(row.amount for row in rows) == [Decimal("200.00"), Decimal("359.74")]
     # Settled: nothing more is taken.
     assert_error(_pay(client, account, invoice["id"], amount="0.01"), 409, "NOT_PAYABLE")
 

@@ -12,8 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SENDER = "invoiceflow <no-reply@invoiceflow.local>"
 
 
 class Settings(BaseSettings):
@@ -32,8 +34,17 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     smtp_url: str | None = None
     rabbitmq_url: str | None = None
+    # A durable topic exchange; each event is published with its type as the routing key.
+    rabbitmq_exchange: str = Field(default="invoiceflow.events", min_length=1, max_length=255)
+    # Webhook URLs may point at loopback/private/link-local addresses only when this is on (tests, a
+    # receiver on the same machine in embedded mode); otherwise they are refused (SSRF guard).
+    webhook_allow_private_networks: bool = False
     einvoice_rules_dir: Path | None = None
-    mail_from: str = "invoiceflow <no-reply@invoiceflow.local>"
+    # The From of every email. INVOICEFLOW_MAIL_FROM is its first name and still works; SMTP_FROM wins.
+    smtp_from: str = DEFAULT_SENDER
+    mail_from: str = DEFAULT_SENDER
+    # A Slack incoming-webhook URL for job and workflow failures; unset: no Slack messages.
+    slack_webhook_url: SecretStr | None = None
     public_base_url: str = "http://localhost:8000"
 
     environment: Literal["development", "production", "test"] = "development"
@@ -58,6 +69,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @model_validator(mode="after")
+    def _one_sender(self) -> Settings:
+        if "smtp_from" not in self.model_fields_set and "mail_from" in self.model_fields_set:
+            self.smtp_from = self.mail_from
+        else:
+            self.mail_from = self.smtp_from
+        return self
 
     @property
     def effective_database_url(self) -> str:
