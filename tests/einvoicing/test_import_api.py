@@ -363,3 +363,23 @@ def test_an_idempotent_retry_returns_the_first_import(einvoice_client: TestClien
     again = einvoice_client.post("/api/v1/invoices/import", content=data, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json()["data"] == again.json()["data"]
+
+
+def test_seed_json_can_name_an_existing_client(einvoice_client: TestClient, account: Account) -> None:
+    customer = create_client(einvoice_client, account)
+    seed = {key: value for key, value in SEED.items() if key != "client"} | {
+        "client_id": customer["id"],
+        "invoice_number": "LEGACY-2025-0043",
+    }
+    r = einvoice_client.post("/api/v1/invoices/import", json=seed, headers=account.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["invoice"]["client_id"] == customer["id"]
+    stranger = register(einvoice_client, org="Stranger Ltd")
+    r = einvoice_client.post("/api/v1/invoices/import", json=seed, headers=stranger.headers)
+    assert "client_id" in str(assert_error(r, 422)["details"])
+    neither = {key: value for key, value in seed.items() if key != "client_id"}
+    assert "client" in str(
+        assert_error(einvoice_client.post("/api/v1/invoices/import", json=neither, headers=account.headers), 422)[
+            "details"
+        ]
+    )

@@ -355,13 +355,17 @@ async def import_document(
         seed = _parse_seed(body)
         syntax, specification = "json", None
         client: Client | None = None
+        buyer: Client | SeedParty
         if seed.client_id is not None:
             client = await session.get(Client, seed.client_id)
             if client is None or client.organization_id != org.id or client.deleted_at is not None:
                 raise ValidationFailed.field("client_id", "client not found", type_="not_found")
-        elif seed.client is None:
+            buyer = client
+        elif seed.client is not None:
+            buyer = seed.client  # matched to a client, or made one, below
+        else:
             raise ValidationFailed.field("client", "give the client inline (`client`) or by `client_id`")
-        doc = _seed_document(seed, client or seed.client, org)  # type: ignore[arg-type]
+        doc = _seed_document(seed, buyer, org)
         validation = validation_summary(None, "seed JSON: checked against the official rules when it is sent")
     elif body.startswith(b"<"):
         root = parse_xml(body)
