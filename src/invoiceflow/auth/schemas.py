@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, field_validator
 
@@ -141,6 +142,7 @@ class OrganizationRead(OutputModel):
     order_number_pattern: str
     credit_note_number_pattern: str
     reminder_policy: list[int]
+    timezone: str
     created_at: datetime
     updated_at: datetime
 
@@ -169,7 +171,29 @@ class OrganizationUpdate(InputModel):
     invoice_number_pattern: NumberPattern | None = None
     order_number_pattern: NumberPattern | None = None
     credit_note_number_pattern: NumberPattern | None = None
+    # Days from the due date (-3: three days before); an empty list sends no reminders.
     reminder_policy: Annotated[list[Annotated[int, Field(ge=-60, le=365)]] | None, Field(max_length=10)] = None
+    timezone: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+
+    @field_validator("reminder_policy")
+    @classmethod
+    def _policy(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if len(set(value)) != len(value):
+            raise ValueError("each offset may appear once")
+        return sorted(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone name (e.g. Europe/Brussels)") from None
+        return value
 
     @field_validator("iban")
     @classmethod

@@ -423,6 +423,7 @@ async def update_organization(session: AsyncSession, actor: Actor, data: Organiz
         "order_number_pattern",
         "credit_note_number_pattern",
         "reminder_policy",
+        "timezone",
     ):
         if field in changes and changes[field] is None:
             raise ValidationFailed.field(field, "may not be null")

@@ -21,3 +21,14 @@ class Actor:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+SYSTEM_USER_AGENT = "invoiceflow-system"
+
+
+def system_actor(organization_id: uuid.UUID) -> Actor:
+    """The system acting for an organisation (scheduled jobs): no user, no API key.
+
+    Its audit rows have neither actor column set and carry `SYSTEM_USER_AGENT` as their user agent.
+    """
+    return Actor(organization_id, None, None, "admin", user_agent=SYSTEM_USER_AGENT)

@@ -1,12 +1,12 @@
-"""Tables owned by core: the event log, the audit log, idempotency records and number counters."""
+"""Tables owned by core: the event log, the audit log, idempotency records, number counters and schedule runs."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from invoiceflow.core.db import Base, UTCDateTime, new_id, utcnow
@@ -44,6 +44,8 @@ class Organization(Base):
         String(64), default="CN-{YYYY}-{SEQ:05}", server_default="CN-{YYYY}-{SEQ:05}"
     )
     reminder_policy: Mapped[list[int]] = mapped_column(JSON, default=lambda: [-3, 0, 7, 14])
+    # IANA name: the organisation's business date (overdue, reminders) is the date on its own wall clock.
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Brussels", server_default="Europe/Brussels")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -109,3 +111,24 @@ class NumberSequence(Base):
     series: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[str] = mapped_column(String(16), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ScheduleRun(Base):
+    """One run of a scheduled job for one organisation and local business date.
+
+    The unique key makes a second firing on the same local date (02:00 happens twice when the clocks go
+    back, a retried or doubled cron) find the row and do nothing.
+    """
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("name", "organization_id", "business_date", name="uq_schedule_runs_name_org_date"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    business_date: Mapped[date] = mapped_column(Date)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
