@@ -30,6 +30,9 @@ considered. The floor only moves past sequence numbers that can no longer appear
 A floor moves only after a run that handled every pending pair (fewer than `limit`), so an event left
 for the next batch is never passed over.
 
+The floor rule is generic (`lock_run`, `oldest_open_transaction`, `advance_floors`, over any table with a
+floor, a mark seq and a mark time): the broker's publication tracking (`dispatch.py`) uses it too.
+
 What an endpoint receives: the events recorded after it was created (its first floor is the maximum seq
 at creation) that match its event types; a disabled endpoint receives nothing while disabled (its floor
 keeps moving). A change of event types applies to events not yet fanned out. `WebhookTest` events are
@@ -47,6 +50,7 @@ from sqlalchemy import and_, cast, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from invoiceflow.core.db import utcnow
@@ -137,24 +141,83 @@ async def current_max_seq(session: AsyncSession) -> int:
     return int((await session.execute(select(func.coalesce(func.max(DomainEvent.seq), 0)))).scalar_one())
 
 
+async def oldest_open_transaction(session: AsyncSession) -> datetime | None:
+    """PostgreSQL: when the oldest other client transaction still open began (None: none is open).
+
+    Read it before the candidates: the settle rule of `advance_floors` relies on it."""
+    if _dialect(session) != "postgresql":
+        return None
+    started: datetime | None = (
+        await session.execute(
+            text(
+                "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL"
+            )
+        )
+    ).scalar_one()
+    return started
+
+
+async def lock_run(session: AsyncSession, key: int) -> None:
+    """Serialise runs of one kind: a transaction-scoped advisory lock on PostgreSQL; on SQLite the write
+    transaction already is the only writer."""
+    if _dialect(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def advance_floors(
+    session: AsyncSession,
+    *,
+    floor: InstrumentedAttribute[int],
+    mark_seq: InstrumentedAttribute[int | None],
+    mark_at: InstrumentedAttribute[datetime | None],
+    where: Sequence[ColumnElement[bool]] = (),
+    complete: bool,
+    oldest_open: datetime | None,
+) -> None:
+    """Move the floors of the rows matching `where` (columns `floor`, `mark_seq`, `mark_at` of one table)
+    past the sequence numbers that can no longer appear; see the module docstring. Call it at the end of
+    a run, in its transaction, with `complete` = the run handled every pending candidate and
+    `oldest_open` as read by `oldest_open_transaction` before the candidates were read."""
+    model = floor.class_
+    if _dialect(session) == "postgresql":
+        if complete:
+            settled: list[ColumnElement[bool]] = [*where, mark_at.is_not(None)]
+            if oldest_open is not None:
+                settled.append(mark_at < oldest_open)
+            await session.execute(
+                update(model)
+                .where(*settled)
+                .values({floor: func.greatest(floor, mark_seq), mark_seq: None, mark_at: None})
+                .execution_options(synchronize_session=False)
+            )
+        mark = await current_max_seq(session)
+        # clock_timestamp(), not now(): the time of this statement, after `mark` was read.
+        await session.execute(
+            update(model)
+            .where(*where, mark_at.is_(None), floor < mark)
+            .values({mark_seq: mark, mark_at: func.clock_timestamp()})
+            .execution_options(synchronize_session=False)
+        )
+    elif complete:
+        # One writer: this transaction holds the lock, every seq up to the maximum is settled.
+        highest = select(func.coalesce(func.max(DomainEvent.seq), 0)).scalar_subquery()
+        await session.execute(
+            update(model)
+            .where(*where, floor < highest)
+            .values({floor: highest})
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def fan_out_pending(session: AsyncSession, *, limit: int = 500, now: datetime | None = None) -> int:
     """Pending deliveries for every (enabled endpoint, matching event) pair that has none yet, oldest
     events first, at most `limit`. Call it in a write transaction and commit; call again while it
     returns `limit`. Returns how many deliveries it created."""
     now = now or utcnow()
     dialect = _dialect(session)
-    oldest_open: datetime | None = None
-    if dialect == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        # Before the candidates are read: the settle rule below relies on it (see the module docstring).
-        oldest_open = (
-            await session.execute(
-                text(
-                    "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL"
-                )
-            )
-        ).scalar_one()
+    await lock_run(session, _PG_LOCK_KEY)
+    oldest_open = await oldest_open_transaction(session)
 
     no_delivery = ~exists().where(
         WebhookDelivery.endpoint_id == WebhookEndpoint.id, WebhookDelivery.event_id == DomainEvent.id
@@ -187,38 +250,13 @@ async def fan_out_pending(session: AsyncSession, *, limit: int = 500, now: datet
             for ep_id, ev_id, org_id, ev_type in candidates
         ],
     )
-    complete = len(candidates) < limit
-    live = WebhookEndpoint.deleted_at.is_(None)
-    if dialect == "postgresql":
-        if complete:
-            settled: list[ColumnElement[bool]] = [live, WebhookEndpoint.fanout_mark_at.is_not(None)]
-            if oldest_open is not None:
-                settled.append(WebhookEndpoint.fanout_mark_at < oldest_open)
-            await session.execute(
-                update(WebhookEndpoint)
-                .where(*settled)
-                .values(
-                    fanout_floor_seq=func.greatest(WebhookEndpoint.fanout_floor_seq, WebhookEndpoint.fanout_mark_seq),
-                    fanout_mark_seq=None,
-                    fanout_mark_at=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        mark = await current_max_seq(session)
-        # clock_timestamp(), not now(): the time of this statement, after `mark` was read.
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(live, WebhookEndpoint.fanout_mark_at.is_(None), WebhookEndpoint.fanout_floor_seq < mark)
-            .values(fanout_mark_seq=mark, fanout_mark_at=func.clock_timestamp())
-            .execution_options(synchronize_session=False)
-        )
-    elif complete:
-        # One writer: this transaction holds the lock, every seq up to the maximum is settled.
-        highest = select(func.coalesce(func.max(DomainEvent.seq), 0)).scalar_subquery()
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(live, WebhookEndpoint.fanout_floor_seq < highest)
-            .values(fanout_floor_seq=highest)
-            .execution_options(synchronize_session=False)
-        )
+    await advance_floors(
+        session,
+        floor=WebhookEndpoint.fanout_floor_seq,
+        mark_seq=WebhookEndpoint.fanout_mark_seq,
+        mark_at=WebhookEndpoint.fanout_mark_at,
+        where=[WebhookEndpoint.deleted_at.is_(None)],
+        complete=len(candidates) < limit,
+        oldest_open=oldest_open,
+    )
     return created

@@ -26,7 +26,7 @@ class WebhookEndpoint(Base):
     # Kept in clear: every delivery is signed with it. Shown once (create, rotate), masked afterwards.
     secret: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Fan-out bookkeeping (service.fan_out_pending): every event with seq <= fanout_floor_seq has been
+    # Fan-out bookkeeping (fanout.fan_out_pending): every event with seq <= fanout_floor_seq has been
     # considered for this endpoint; (fanout_mark_seq, fanout_mark_at) is the candidate next floor, taken on
     # PostgreSQL once no transaction that was open at fanout_mark_at is still open.
     fanout_floor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -67,3 +67,45 @@ class WebhookDelivery(Base):
     last_duration_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+PUBLICATION_STATUSES = ("pending", "published", "failed")
+
+
+class BrokerPublication(Base):
+    """One event to publish to the broker: its retry state and the outcome of its latest attempt
+    (see `dispatch.py`)."""
+
+    __tablename__ = "broker_publications"
+    __table_args__ = (
+        # What is due, in event order: only the rows still to be published are indexed.
+        Index(
+            "ix_broker_publications_due",
+            "seq",
+            postgresql_where=text("status IN ('pending', 'failed')"),
+            sqlite_where=text("status IN ('pending', 'failed')"),
+        ),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    # The event's seq: publications go out in this order.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BrokerPublicationFloor(Base):
+    """The broker's fan-out floor, one row (id 1): every event with seq <= floor_seq has a publication
+    row or was recorded while no broker was configured. Same rule as `WebhookEndpoint.fanout_floor_seq`."""
+
+    __tablename__ = "broker_publication_floor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    floor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    mark_seq: Mapped[int | None] = mapped_column(BigInteger)
+    mark_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
