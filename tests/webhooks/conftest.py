@@ -3,6 +3,7 @@ networks (the local receivers listen on loopback), sharing the session's databas
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,12 +12,19 @@ from fastapi.testclient import TestClient
 
 from invoiceflow.core.db import Database
 from invoiceflow.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, need_service
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def exchange_name() -> str:
+    """A fresh topic exchange name on the local RabbitMQ (the tests delete it afterwards)."""
+    need_service("RabbitMQ", 5672)
+    return f"invoiceflow.test.{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

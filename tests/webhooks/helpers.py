@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,7 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoiceflow.core.models import DomainEvent
+from invoiceflow.core.records import record_event
 from tests.factories import Account
 
 BASE = "/api/v1/webhooks"
@@ -89,3 +93,16 @@ def run_receiver(answer: Callable[[int, Received], int], *, host: str = "127.0.0
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def record_named_event(session: AsyncSession, organization_id: uuid.UUID, name: str) -> DomainEvent:
+    """An InvoiceCreated event recorded in `session` (not committed): the late-commit tests open two
+    sessions and commit them out of seq order."""
+    return record_event(
+        session,
+        organization_id=organization_id,
+        type="InvoiceCreated",
+        resource_type="invoice",
+        resource_id=uuid.uuid4(),
+        payload={"name": name},
+    )

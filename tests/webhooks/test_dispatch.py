@@ -15,21 +15,13 @@ from sqlalchemy import select
 
 from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.models import DomainEvent
-from invoiceflow.core.records import record_event
 from invoiceflow.webhooks.dispatch import dispatch_once
 from invoiceflow.webhooks.models import BrokerPublication, BrokerPublicationFloor, WebhookDelivery
 from invoiceflow.webhooks.rabbitmq import EventPublisher
-from tests.conftest import need_service
 from tests.factories import create_client, create_invoice, register
 from tests.servers import free_port
-from tests.webhooks.helpers import create_webhook, run_receiver
+from tests.webhooks.helpers import create_webhook, record_named_event, run_receiver
 from tests.webhooks.test_rabbitmq import AMQP_URL, bound_queue, drain
-
-
-@pytest.fixture
-def exchange_name() -> str:
-    need_service("RabbitMQ", 5672)
-    return f"invoiceflow.test.{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -153,21 +145,11 @@ async def test_an_event_committed_after_a_later_one_is_still_published(
     await dispatch_once(database, now=utcnow(), publisher=publisher, allow_private_networks=False)
     await drain(queue, len(before))
 
-    def event(session: object, name: str) -> DomainEvent:
-        return record_event(
-            session,  # type: ignore[arg-type]
-            organization_id=org,
-            type="InvoiceCreated",
-            resource_type="invoice",
-            resource_id=uuid.uuid4(),
-            payload={"name": name},
-        )
-
     async with database.write_sessions() as slow:
-        early = event(slow, "early")
+        early = record_named_event(slow, org, "early")
         await slow.flush()  # takes its seq now, commits last
         async with database.write_sessions() as fast:
-            late = event(fast, "late")
+            late = record_named_event(fast, org, "late")
             await fast.flush()
             await fast.commit()
         assert early.seq < late.seq

@@ -18,7 +18,7 @@ from invoiceflow.webhooks.fanout import fan_out, fan_out_pending
 from invoiceflow.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.auth.helpers import ok
 from tests.factories import Account, create_client, create_invoice, register
-from tests.webhooks.helpers import BASE, create_webhook, send_webhook_test
+from tests.webhooks.helpers import BASE, create_webhook, record_named_event, send_webhook_test
 
 
 async def run_fan_out(database: Database, *, limit: int = 500) -> int:
@@ -192,21 +192,11 @@ async def test_an_event_committed_after_a_later_one_is_not_missed(
     world = World(client)
     org = uuid.UUID(world.acme.organization_id)
 
-    def event(session: object, name: str) -> DomainEvent:
-        return record_event(
-            session,  # type: ignore[arg-type]
-            organization_id=org,
-            type="InvoiceCreated",
-            resource_type="invoice",
-            resource_id=uuid.uuid4(),
-            payload={"name": name},
-        )
-
     async with database.write_sessions() as slow:
-        early = event(slow, "early")
+        early = record_named_event(slow, org, "early")
         await slow.flush()  # takes its seq now, commits last
         async with database.write_sessions() as fast:
-            late = event(fast, "late")
+            late = record_named_event(fast, org, "late")
             await fast.flush()
             await fast.commit()
         assert early.seq < late.seq

@@ -15,21 +15,9 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 from invoiceflow.core.models import DomainEvent
 from invoiceflow.core.settings import Settings
 from invoiceflow.webhooks.rabbitmq import EventPublisher, PublishFailed, publisher_from_settings
-from tests.conftest import need_service
 
 AMQP_URL = os.environ.get("INVOICEFLOW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ORG = uuid.UUID("0b9a3c55-3d4c-4c55-9a53-1e2f3a4b5c6d")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def exchange_name() -> str:
-    need_service("RabbitMQ", 5672)
-    return f"invoiceflow.test.{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
