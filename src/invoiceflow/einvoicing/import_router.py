@@ -86,7 +86,7 @@ async def import_invoice(
         validator=get_validator(rules) if rules is not None else None,
         strict=strict,
     )
-    out = import_json(result, document_from_json(result.record.document))
+    out = import_json(result)
     idempotency.complete(record, 201, out)
     return envelope(out, status_code=201)
 

@@ -43,7 +43,7 @@ from invoiceflow.einvoicing.errors import UnsupportedDocument
 from invoiceflow.einvoicing.importer import parse_einvoice_root, supplier_key
 from invoiceflow.einvoicing.send_check import refused
 from invoiceflow.einvoicing.validator import ValidationReport, Validator
-from invoiceflow.einvoicing.xmlsafe import parse_xml
+from invoiceflow.einvoicing.xmlsafe import document_kind, parse_xml
 from invoiceflow.invoices.models import Invoice, InvoiceAllowanceCharge, InvoiceLine
 from invoiceflow.invoices.schemas import InvoiceLineIn
 from invoiceflow.invoices.service import read_json
@@ -59,6 +59,7 @@ _BOM = b"\xef\xbb\xbf"
 class ImportedInvoice:
     invoice: Invoice
     record: ImportedDocument
+    document: InvoiceDocument
 
 
 class NotAnInvoiceDocument(UnsupportedDocument):
@@ -372,7 +373,7 @@ async def import_document(
         if validator is not None:
             report = await asyncio.to_thread(validator.validate_document, root)
             if report.layer_status("xsd") == "failed" or (strict and not report.valid):
-                raise refused([(root_syntax(root), report)], "The document")
+                raise refused([(document_kind(root).syntax, report)], "The document")
         parsed = parse_einvoice_root(root)
         doc, syntax, specification = parsed.document, parsed.syntax, parsed.specification_id
         differences = [d.as_dict() for d in parsed.differences]
@@ -461,11 +462,7 @@ async def import_document(
     except IntegrityError:
         # A concurrent import of the same document won the race for the unique keys.
         raise duplicate_import(None, supplier, doc.number) from None
-    return ImportedInvoice(invoice, record)
-
-
-def root_syntax(root: Any) -> str:
-    return "cii" if "CrossIndustryInvoice" in str(root.tag) else "ubl"
+    return ImportedInvoice(invoice, record, doc)
 
 
 def document_totals(doc: InvoiceDocument) -> dict[str, str]:
@@ -483,8 +480,8 @@ def document_totals(doc: InvoiceDocument) -> dict[str, str]:
     }
 
 
-def import_json(result: ImportedInvoice, doc: InvoiceDocument) -> dict[str, Any]:
-    return {"invoice": read_json(result.invoice), "import": record_json(result.record, doc)}
+def import_json(result: ImportedInvoice) -> dict[str, Any]:
+    return {"invoice": read_json(result.invoice), "import": record_json(result.record, result.document)}
 
 
 def record_json(record: ImportedDocument, doc: InvoiceDocument) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoiceflow.core import tax
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, ValidationFailed
-from invoiceflow.core.money import format_amount, minor_unit, round_money
+from invoiceflow.core.money import format_amount, minor_unit
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.invoices import transitions
 from invoiceflow.invoices.models import Invoice, Payment
@@ -33,7 +34,7 @@ PAYABLE = {"invoice": frozenset({"sent", "overdue"}), "credit_note": frozenset({
 
 
 def amount_due(invoice: Invoice) -> Decimal:
-    return round_money(invoice.total_amount - invoice.amount_paid + invoice.rounding_amount, invoice.currency)
+    return tax.amount_due(invoice.total_amount, invoice.amount_paid, invoice.rounding_amount, invoice.currency)
 
 
 async def record_payment(
