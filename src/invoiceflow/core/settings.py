@@ -40,12 +40,33 @@ class Settings(BaseSettings):
     # receiver on the same machine in embedded mode); otherwise they are refused (SSRF guard).
     webhook_allow_private_networks: bool = False
     einvoice_rules_dir: Path | None = None
+    # Validation sidecar processes: 1 runs the Peppol/Factur-X schematron on a second core beside the EN 16931
+    # one (lower latency); 0 runs every layer in-process (batch callers that already use every core).
+    einvoice_validation_workers: int = Field(default_factory=lambda: 1 if (os.cpu_count() or 1) >= 2 else 0, ge=0, le=1)
     # The From of every email. INVOICEFLOW_MAIL_FROM is its first name and still works; SMTP_FROM wins.
     smtp_from: str = DEFAULT_SENDER
     mail_from: str = DEFAULT_SENDER
     # A Slack incoming-webhook URL for job and workflow failures; unset: no Slack messages.
     slack_webhook_url: SecretStr | None = None
+    # Encrypts integration credentials at rest (integrations/crypto.py); unset: derived from the secret key.
+    encryption_key: SecretStr | None = None
+    # Processes that validate documents during integration jobs; unset: one per CPU (0 = threads in-process).
+    integration_validation_workers: int | None = Field(default=None, ge=0, le=64)
     public_base_url: str = "http://localhost:8000"
+    # Whether this API process also runs workflows. Unset: yes on SQLite (embedded mode, one process),
+    # no on PostgreSQL, where `invoiceflow worker` processes run them.
+    run_workflows: bool | None = None
+    # A stable name for this process among workflow executors: a restarted process resumes its own
+    # workflows, and survivors take over those of an executor that stopped heart-beating.
+    executor_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # Invoice workflows one process runs at once.
+    workflow_concurrency: int = Field(default=16, ge=1, le=256)
+    # Workers beat every `heartbeat` seconds; one silent for `dead_after` seconds is taken to be dead and
+    # its pending workflows are resumed by a surviving worker.
+    workflow_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    workflow_dead_after_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Multiplies every workflow retry delay (tests and drills shorten hours of backoff to moments).
+    workflow_retry_delay_scale: float = Field(default=1.0, gt=0, le=10)
 
     environment: Literal["development", "production", "test"] = "development"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
@@ -87,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def runs_workflows(self) -> bool:
+        return self.is_sqlite if self.run_workflows is None else self.run_workflows
 
     @property
     def outbox_dir(self) -> Path:

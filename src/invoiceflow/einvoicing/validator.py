@@ -31,12 +31,20 @@ from the same processor). saxonche documents a compiled `PyXsltExecutable` as no
 to `clone()` it per thread; each transformation here runs on its own clone (about 30 µs), so
 transformations from several worker threads run concurrently. lxml keeps a schema's error log on the
 schema object, so XSD validation of one schema is serialised by a lock (it takes about a millisecond).
+
+Saxon still runs one transformation at a time per process (two threads validate fewer documents per second
+than one), and the schematron layers are most of the time (20-line UBL: EN 16931 ~8 ms, Peppol ~6 ms). So
+with `workers=1` (the default on two or more CPUs, see `_default_workers`) the layers after EN 16931 (Peppol,
+the Factur-X profile rules) run in a sidecar process on the other core (`validator_pool`) while this process
+runs the XSD and EN 16931 on its own parse of the same text: the latency is the longer of the two instead of
+their sum, with the same findings. Whenever the sidecar is not ready or not usable, the layers run here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import re
 import threading
 import time
@@ -47,8 +55,9 @@ from typing import Any, Literal
 
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
 
-from invoiceflow.core.settings import Settings
+from invoiceflow.core.settings import Settings, get_settings
 from invoiceflow.einvoicing.errors import EInvoiceRulesMissing
+from invoiceflow.einvoicing.validator_pool import Job, SchematronSidecar
 from invoiceflow.einvoicing.xmlsafe import (
     CII_NS,
     DEFAULT_MAX_BYTES,
@@ -369,7 +378,9 @@ class Validator:
     still validates UBL and CII against EN 16931 and Peppol, and says what is missing when asked for more).
     """
 
-    def __init__(self, rules_dir: Path) -> None:
+    def __init__(self, rules_dir: Path, *, workers: int | None = None) -> None:
+        """`workers`: 1 runs the Peppol and Factur-X schematron layers in a sidecar process, in parallel with
+        the XSD and EN 16931 layers here; 0 runs everything in this process. Default: `_default_workers()`."""
         rules_dir = Path(rules_dir).expanduser().resolve()
         if not rules_dir.is_dir():
             raise EInvoiceRulesMissing(
@@ -387,6 +398,15 @@ class Validator:
             p: _Schematron(rules_dir, rel, "facturx", report_severity="fatal")
             for p, rel in FACTURX_SCHEMATRON_FILES.items()
         }
+        self.workers = _default_workers() if workers is None else workers
+        self._sidecar: SchematronSidecar | None = None
+        if self.workers > 0:
+            warm = [
+                _job(self._schematrons[("peppol", "ubl")]),
+                _job(self._schematrons[("peppol", "cii")]),
+                _job(self._facturx_schematrons["EN16931"]),
+            ]
+            self._sidecar = SchematronSidecar(rules_dir, warm)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Validator:
@@ -411,11 +431,33 @@ class Validator:
             self._facturx_schemas["EN16931"],
             self._facturx_schematrons["EN16931"],
         ]
+        sidecar = self._sidecar
+        if sidecar is not None:
+            # The sidecar starts first and compiles its layers on the other core meanwhile; this process then
+            # compiles only what it runs itself (should the sidecar fail, the rest compiles on first use).
+            sidecar.start()
+            offloaded = {job[0] for job in sidecar.warm}
+            items = [item for item in items if item.relative not in offloaded]
         for item in items:
             started = time.perf_counter()
             item.load()
             timings[item.relative] = time.perf_counter() - started
+        if sidecar is not None:
+            if sidecar.wait_ready():
+                timings.update({f"{relative} (sidecar)": seconds for relative, seconds in sidecar.timings.items()})
+            else:
+                log.warning("the validation sidecar is not ready: validating in-process until it is")
         return timings
+
+    def close(self) -> None:
+        """Stop the sidecar process, if any (it also stops at interpreter exit); later calls run in-process."""
+        if self._sidecar is not None:
+            self._sidecar.close()
+
+    @property
+    def sidecar_pid(self) -> int | None:
+        """The sidecar's process id while it runs (for tests and benchmarks), else None."""
+        return self._sidecar.pid if self._sidecar is not None else None
 
     def validate(
         self, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, facturx: bool | None = None
@@ -452,17 +494,36 @@ class Validator:
             if wants_facturx and profile is not None:
                 skipped.append(SkippedLayer("facturx", reason))
         else:
-            document = _saxon().parse_xml(xml_text=etree.tostring(root, encoding="unicode"), encoding="UTF-8")
-            findings += self._schematrons[("en16931", kind.syntax)].findings(document)
+            text = etree.tostring(root, encoding="unicode")
+            # The layers after EN 16931 (Peppol, the Factur-X profile rules) are what a sidecar can run.
+            later: list[_Schematron] = []
+            if peppol:
+                later.append(self._schematrons[("peppol", kind.syntax)])
+            if wants_facturx and profile is not None:
+                later.append(self._facturx_schematrons[profile])
+            pending = self._sidecar.submit(text, [_job(s) for s in later]) if later and self._sidecar else None
+            remote: list[list[Finding]] | None = None
+            try:
+                document = _saxon().parse_xml(xml_text=text, encoding="UTF-8")
+                findings += self._schematrons[("en16931", kind.syntax)].findings(document)
+                facturx_xsd = self._facturx_schemas[profile].findings(root) if wants_facturx and profile else []
+            finally:
+                if pending is not None:
+                    remote = pending.result()
+            if remote is None:
+                remote = [schematron.findings(document) for schematron in later]
+            else:
+                _log_runtime_errors(remote)
+            later_findings = iter(remote)
             layers_run.append("en16931")
             if peppol:
-                findings += self._schematrons[("peppol", kind.syntax)].findings(document)
+                findings += next(later_findings)
                 layers_run.append("peppol")
             if wants_facturx and profile is not None:
                 if profile in NOT_EN16931_COMPLIANT:
                     findings = [_downgraded(f) if f.layer == "en16931" else f for f in findings]
-                findings += self._facturx_schemas[profile].findings(root)
-                findings += self._facturx_schematrons[profile].findings(document)
+                findings += facturx_xsd
+                findings += next(later_findings)
                 layers_run.append("facturx")
         if not peppol:
             skipped.append(
@@ -479,6 +540,31 @@ class Validator:
             layers_run=tuple(layers_run),
             layers_skipped=tuple(skipped),
         )
+
+
+def _default_workers() -> int:
+    """The `einvoice_validation_workers` setting (INVOICEFLOW_EINVOICE_VALIDATION_WORKERS; by default 1 with two
+    or more CPUs). Unless it is set explicitly, a process that multiprocessing started (a `ProcessPoolExecutor`
+    worker of a batch pipeline, one of `invoiceflow serve --workers N`) gets 0: there the work is already spread
+    over the cores by processes, and a sidecar per process would only add processes (measured: two pool workers
+    validated fewer documents per second with a sidecar each than without, see BENCHMARKS.md)."""
+    settings = get_settings()
+    explicit = "einvoice_validation_workers" in settings.model_fields_set
+    if not explicit and multiprocessing.parent_process() is not None:
+        return 0
+    return settings.einvoice_validation_workers
+
+
+def _job(schematron: _Schematron) -> Job:
+    """How a sidecar names a schematron layer: its file, layer and unflagged-report severity."""
+    return (schematron.relative, schematron.layer, schematron.report_severity)
+
+
+def _log_runtime_errors(results: list[list[Finding]]) -> None:
+    """What `_Schematron.findings` logs in-process, for the findings a sidecar (which logs nothing) returned."""
+    for finding in (f for layer in results for f in layer):
+        if finding.rule_id == "SCHEMATRON-RUNTIME-ERROR":
+            log.warning("%s layer stopped with a dynamic error (in the sidecar): %s", finding.layer, finding.message)
 
 
 def _downgraded(finding: Finding) -> Finding:
