@@ -74,6 +74,7 @@ Purpose = Literal[
     "password_reset",
     "document_ready",
     "job_failed",
+    "job_completed",
     "workflow_failed",
 ]
 PURPOSES: Final[tuple[str, ...]] = get_args(Purpose)
@@ -532,20 +533,24 @@ async def invoice_issued_email(
     invoice_id: uuid.UUID,
     to: str | None = None,
     dedupe_key: str | None = None,
+    doc: InvoiceDocument | None = None,
+    pdf: Attachment | None = None,
 ) -> DeliveryResult:
     """Email an invoice (or credit note) to its client, its PDF attached.
 
     One delivery per invoice by default (`invoice_issued:{invoice_id}`); a deliberate re-send passes a
     key of its own. `to` overrides the client's address. Raises RecipientMissing when there is none.
+    A caller that already holds the invoice's document model or its stored PDF (a workflow step) passes
+    them in, saving their loading.
     """
     key = dedupe_key or f"invoice_issued:{invoice_id}"
     if (done := await _already_sent(notifier, organization_id, key)) is not None:
         return done
-    doc = await _invoice(store, organization_id, invoice_id)
+    doc = doc or await _invoice(store, organization_id, invoice_id)
     if doc.status == "draft" or not doc.number:
         raise InvoiceNotIssued("Issue the invoice before emailing it", details={"status": doc.status})
     to = _recipient(doc, to)
-    pdf = await _invoice_pdf(store, organization_id, invoice_id)
+    pdf = pdf or await _invoice_pdf(store, organization_id, invoice_id)
     word = "Credit note" if doc.kind == "credit_note" else "Invoice"
     return await send_email(
         notifier,
