@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, text
 from invoiceflow.core.db import Base, sync_url
 from invoiceflow.core.migrate import upgrade
 from invoiceflow.core.settings import Settings
+from invoiceflow.integrations.router import JOB_LAUNCHER
 from invoiceflow.main import create_app
 from invoiceflow.models import load_all
 
@@ -103,6 +104,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "environment": "test",
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
+        # DBOS is one per process: only the workflow tests launch it (tests/workflows).
+        "run_workflows": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -121,6 +124,9 @@ def app_settings(database_url: str, data_dir: Path) -> Settings:
 @pytest.fixture(scope="session")
 def _session_client(app_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(app_settings), raise_server_exceptions=False) as client:
+        # This app runs no workflows (run_workflows=False): integration jobs take the in-process fallback
+        # instead of waiting in a queue nobody serves. tests/workflows run them as DBOS workflows.
+        client.app.state.runtime.extras.pop(JOB_LAUNCHER)  # type: ignore[attr-defined]
         yield client
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -201,3 +202,14 @@ def test_demo_data_on_postgresql_needs_only_the_url(tmp_path: Path, engine_for: 
         engine.dispose()
     finally:
         drop_pg_database(name)
+
+
+def test_schedules_list_shows_each_schedule_with_its_next_runs(tmp_path: Path) -> None:
+    run_cli("db", "upgrade", cwd=tmp_path)
+    out = run_cli("schedules", "list", "--count", "2", cwd=tmp_path).stdout
+    for name, cron in (("overdue-sweep", "0 5 0 * * *"), ("payment-reminders", "0 0 9 * * *")):
+        line = next(row for row in out.splitlines() if name in row)
+        assert cron in line
+        assert "not applied yet" in line  # no process has run workflows on this database
+    assert "integration-runs" in out
+    assert len(re.findall(r"T00:05\+0[12]:00", out)) >= 2  # the next two sweeps, Brussels wall-clock time

@@ -14,14 +14,18 @@ from sqlalchemy import select
 from invoiceflow.core.settings import get_settings
 from invoiceflow.documents.cli import app as documents_app
 from invoiceflow.einvoicing.cli import app as einvoice_app
+from invoiceflow.integrations.cli import app as sync_app
 
 app = typer.Typer(help="invoiceflow: invoicing and e-invoicing platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+schedules_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(einvoice_app, name="einvoice")
 app.add_typer(documents_app, name="documents")
+app.add_typer(sync_app, name="sync")
 console = Console()
 
 
@@ -58,6 +62,60 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
     )
+
+
+@app.command()
+def worker(
+    executor_id: Annotated[
+        str | None,
+        typer.Option(help="Stable id of this worker (default: INVOICEFLOW_EXECUTOR_ID, else <host>-worker)."),
+    ] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first.")] = True,
+) -> None:
+    """Run workflows (invoice journeys, uploads, schedules) and deliver events, until SIGINT/SIGTERM."""
+    import logging
+
+    from invoiceflow.workflows.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    if migrate:
+        from invoiceflow.core.migrate import upgrade
+
+        upgrade(settings.effective_database_url)
+    asyncio.run(run_worker(settings, executor_id=executor_id))
+
+
+@schedules_app.command("list")
+def schedules_list(count: Annotated[int, typer.Option(min=1, max=20, help="Next runs to show.")] = 3) -> None:
+    """The scheduled jobs, their cron (Europe/Brussels) and their next runs."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from invoiceflow.workflows.engine import make_client
+    from invoiceflow.workflows.schedules import SCHEDULE_ZONE, SCHEDULES
+
+    settings = get_settings()
+    last_fired: dict[str, str] = {}
+    try:
+        client = make_client(settings)
+        try:
+            for row in client.list_schedules():
+                last_fired[row["schedule_name"]] = row["last_fired_at"] or ""
+        finally:
+            client.destroy()
+    except Exception as exc:  # noqa: BLE001 - an unmigrated or unreachable database: show the plan alone
+        console.print(f"[yellow]Could not read the applied schedules: {exc}[/yellow]")
+    table = Table(title=f"Schedules ({SCHEDULE_ZONE})")
+    for column in ("name", "cron", "what", "last fired", "next runs"):
+        table.add_column(column)
+    now = datetime.now(UTC)
+    for schedule in SCHEDULES:
+        runs = ", ".join(run.isoformat(timespec="minutes") for run in schedule.next_runs(now, count))
+        fired = last_fired.get(schedule.name, "never" if last_fired else "not applied yet")
+        table.add_row(schedule.name, schedule.cron, schedule.description, fired or "never", runs)
+    console.print(table)
 
 
 @db_app.command("upgrade")

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.responses import Response
 
@@ -27,6 +28,7 @@ from invoiceflow.core.api import (
 )
 from invoiceflow.core.db import Database
 from invoiceflow.core.errors import AppError
+from invoiceflow.core.metrics import HttpMetricsMiddleware
 from invoiceflow.core.ratelimit import make_limiter
 from invoiceflow.core.runtime import SEND_CHECK, Runtime, RuntimeDep
 from invoiceflow.core.settings import Settings, get_settings
@@ -37,9 +39,13 @@ from invoiceflow.einvoicing.import_router import router as einvoice_import_route
 from invoiceflow.einvoicing.router import router as einvoicing_router
 from invoiceflow.einvoicing.send_check import send_check
 from invoiceflow.einvoicing.validator import get_validator
+from invoiceflow.integrations.router import router as integrations_router
 from invoiceflow.invoices.router import router as invoices_router
 from invoiceflow.orders.router import router as orders_router
 from invoiceflow.webhooks.router import router as webhooks_router
+from invoiceflow.workflows.app import attach_workflows
+from invoiceflow.workflows.router import router as workflows_router
+from invoiceflow.workflows.uploads_router import router as uploads_router
 
 log = logging.getLogger("invoiceflow")
 
@@ -78,8 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.extras["passwords"] = Passwords(
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         )
-        runtime.extras["storage"] = make_storage(settings)
+        storage = runtime.extras["storage"] = make_storage(settings)
         app.state.runtime = runtime
+        stop_workflows = await attach_workflows(runtime, storage)
         if settings.einvoice_rules_dir is not None:
             # Compiling the official rules takes about a second: do it now, off the event loop, rather
             # than in the first validation request.
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in list(runtime.background):
                 await task
+            await stop_workflows()
             await runtime.limiter.close()
             await db.dispose()
 
@@ -110,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(CorrelationIdMiddleware, max_body_bytes=settings.max_request_bytes)
+    # Outermost: counts every answer, the middleware's own 413s included.
+    app.add_middleware(HttpMetricsMiddleware)
     # documents and imports before invoices: /invoices/export.xlsx and /invoices/import must win over
     # /invoices/{invoice_id}.
     for router in (
@@ -117,10 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients_router,
         orders_router,
         documents_router,
+        uploads_router,
         einvoice_import_router,
+        integrations_router,
         invoices_router,
         activity_router,
         webhooks_router,
+        workflows_router,
     ):
         app.include_router(router)
     app.include_router(einvoicing_router)
@@ -130,6 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> Response:
         """The process is up."""
         return envelope({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition (plain text, no envelope, no authentication: keep it on the private network)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(runtime: RuntimeDep) -> Response:

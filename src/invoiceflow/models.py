@@ -8,7 +8,9 @@ def load_all() -> None:
     import invoiceflow.clients.models
     import invoiceflow.core.models
     import invoiceflow.documents.models
+    import invoiceflow.integrations.models
     import invoiceflow.invoices.models
     import invoiceflow.notifications.models
     import invoiceflow.orders.models
-    import invoiceflow.webhooks.models  # noqa: F401
+    import invoiceflow.webhooks.models
+    import invoiceflow.workflows.models  # noqa: F401

@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from invoiceflow.core.db import Base, sync_url
-from invoiceflow.core.migrate import downgrade, upgrade
+from invoiceflow.core.migrate import DBOS_SQLITE_TABLES, downgrade, upgrade
 from tests.conftest import create_pg_database, drop_pg_database, need_service
 
 
@@ -34,11 +34,16 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _tables(url: str) -> set[str]:
+    """Our tables: DBOS's system tables share the SQLite file (on PostgreSQL they are in schema `dbos`)."""
     engine = create_engine(sync_url(url))
     try:
-        return set(inspect(engine).get_table_names())
+        return set(inspect(engine).get_table_names()) - DBOS_SQLITE_TABLES
     finally:
         engine.dispose()
+
+
+def _ours(name: str | None, type_: str, _parent: object) -> bool:
+    return not (type_ == "table" and name in DBOS_SQLITE_TABLES)
 
 
 def _schema_diff(url: str) -> list[object]:
@@ -46,7 +51,9 @@ def _schema_diff(url: str) -> list[object]:
     engine = create_engine(sync_url(url))
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True, "include_name": _ours}
+            )
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()

@@ -20,9 +20,12 @@ def record_event(
     resource_type: str,
     resource_id: uuid.UUID | str,
     payload: dict[str, Any],
+    event_id: uuid.UUID | None = None,
 ) -> DomainEvent:
+    """Add an event row. A caller that may run twice (a workflow step) passes a deterministic `event_id`,
+    so the second insert fails on the primary key instead of recording the event twice."""
     event = DomainEvent(
-        id=uuid.uuid4(),
+        id=event_id or uuid.uuid4(),
         organization_id=organization_id,
         type=type,
         resource_type=resource_type,

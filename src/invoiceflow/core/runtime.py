@@ -18,6 +18,9 @@ AfterCommit = Callable[[], Coroutine[Any, Any, None]]
 # `extras` key of the check a draft invoice must pass before it is sent (set by the app factory when the
 # e-invoice rules are configured; invoices/router.py applies it).
 SEND_CHECK = "send_check"
+# `extras` key of `async (session, invoice) -> None`, called in the transaction that issues an invoice: it
+# starts the invoice's workflow (documents, email, events), so both commit or neither does.
+ON_ISSUED = "on_issued"
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 

@@ -37,7 +37,7 @@ from invoiceflow.core.models import Organization
 from invoiceflow.core.records import record_event
 from invoiceflow.core.runtime import Runtime
 from invoiceflow.core.signing import DownloadLinkInvalid, sign_download, verify_download
-from invoiceflow.core.storage import Storage, document_key
+from invoiceflow.core.storage import Storage, document_key, validate_key
 from invoiceflow.documents import pdf, xlsx
 from invoiceflow.documents.model import InvoiceDocument, build_document, source_checksum
 from invoiceflow.documents.models import Document, ImportedDocument
@@ -215,6 +215,14 @@ async def ensure_document(
     """
     invoice = await invoices.get_invoice(session, actor, invoice_id)
     doc = await _document_of(session, invoice)
+    return await ensure_rendered(session, invoice, doc, fmt, store)
+
+
+async def ensure_rendered(
+    session: AsyncSession, invoice: Invoice, doc: InvoiceDocument, fmt: DocumentFormat, store: DocumentStore
+) -> StoredDocument:
+    """`ensure_document` for a caller that already loaded the invoice (scoped to its organisation) and its
+    document model."""
     checksum = source_checksum(doc)
     version = template_version(fmt, store)
     key = document_key(invoice.organization_id, invoice.id, doc.kind, fmt, _render_id(checksum, version))
@@ -260,9 +268,49 @@ async def _write_session(db: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def _save_row(
-    db: Database, invoice: Invoice, doc: InvoiceDocument, fmt: DocumentFormat, values: dict[str, Any]
-) -> Document:
+async def store_file(
+    store: DocumentStore,
+    invoice: Invoice,
+    doc: InvoiceDocument,
+    fmt: str,
+    data: bytes,
+    *,
+    content_type: str,
+    version: str,
+) -> StoredDocument:
+    """Store a file rendered elsewhere (an e-invoice) as the invoice's document in `fmt`.
+
+    Idempotent like `ensure_document`: the key derives from the invoice's content and `version`, and an
+    issued invoice keeps the first file stored for it.
+    """
+    checksum = source_checksum(doc)
+    filename = download_filename(doc.number or None, invoice.id, fmt)
+    async with store.db.read_sessions() as session:
+        current = (
+            await session.execute(
+                select(Document).where(
+                    Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt
+                )
+            )
+        ).scalar_one_or_none()
+    if current is not None and (current.source_checksum == checksum or invoice.status != "draft"):
+        return _stored(current, filename, rendered=False)
+    key = document_key(invoice.organization_id, invoice.id, doc.kind, fmt, _render_id(checksum, version))
+    stored = await store.storage.put(key, data, content_type=content_type)
+    values: dict[str, Any] = {
+        "storage_key": key,
+        "content_type": content_type,
+        "sha256": stored.sha256,
+        "size_bytes": stored.size,
+        "template_version": version,
+        "source_checksum": checksum,
+        "created_at": utcnow(),
+    }
+    row = await _save_row(store.db, invoice, doc, fmt, values)
+    return _stored(row, filename, rendered=True)
+
+
+async def _save_row(db: Database, invoice: Invoice, doc: InvoiceDocument, fmt: str, values: dict[str, Any]) -> Document:
     """Insert or update the invoice's row for (kind, format) and record PDFGenerated, in one short commit."""
     for attempt in (1, 2):
         async with _write_session(db) as session:
@@ -332,6 +380,15 @@ async def download_link(
 ) -> DownloadLink:
     """An expiring URL for the stored rendering: S3 signs its own; local files get an HMAC-signed token."""
     document = await ensure_document(session, actor, invoice_id, fmt, store)
+    return await link_to(
+        document, store, secret_key=secret_key, public_base_url=public_base_url, ttl_seconds=ttl_seconds
+    )
+
+
+async def link_to(
+    document: StoredDocument, store: DocumentStore, *, secret_key: str, public_base_url: str, ttl_seconds: int
+) -> DownloadLink:
+    """An expiring URL for a stored document (an invoice's rendering or an upload's)."""
     # Whole seconds: the signed token keeps whole seconds, and the answer must not outlive it.
     expires_at = (utcnow() + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
     url = await store.storage.presigned_url(
@@ -375,6 +432,59 @@ async def resolve_signed_download(session: AsyncSession, *, secret_key: str, tok
         raise NotFound("This file is no longer available: request a new download link", code="DOCUMENT_NOT_FOUND")
     grant.require_organization(row.organization_id)
     return _stored(row, grant.filename, rendered=False)
+
+
+# ------------------------------------------------------------------------------------------ uploaded files
+
+_UPLOAD_DOCUMENTS: Final = uuid.UUID("0b6c3f0e-5d1a-4e8b-9a57-2f4c8d9e1a30")
+
+
+async def store_upload_rendering(
+    store: DocumentStore, *, organization_id: uuid.UUID, upload_id: uuid.UUID, doc: InvoiceDocument, fmt: DocumentFormat
+) -> StoredDocument:
+    """Render an uploaded invoice, which has no invoice row, and record it as a document of kind "upload".
+
+    Safe to repeat (workflow steps are at-least-once): the row's id derives from the upload and the format
+    and the file's key from what was rendered, so a second run finds the first one's row and file.
+    """
+    document_id = uuid.uuid5(_UPLOAD_DOCUMENTS, f"{upload_id}:{fmt}")
+    checksum = source_checksum(doc)
+    version = template_version(fmt, store)
+    render_id = _render_id(checksum, version)[:16]
+    key = validate_key(f"orgs/{organization_id}/uploads/{upload_id}/{fmt}-{render_id}.{fmt}")
+    filename = download_filename(doc.number or None, upload_id, fmt)
+    async with store.db.read_sessions() as session:
+        current = await session.get(Document, document_id)
+    if current is not None and current.storage_key == key and await store.storage.exists(key):
+        return _stored(current, filename, rendered=False)
+    data = await asyncio.to_thread(_render, fmt, doc, store)
+    stored = await store.storage.put(key, data, content_type=CONTENT_TYPES[fmt])
+    async with _write_session(store.db) as session:
+        row = await session.get(Document, document_id)
+        if row is None:
+            row = Document(id=document_id, organization_id=organization_id, invoice_id=None, kind="upload", format=fmt)
+            session.add(row)
+        row.storage_key, row.content_type = key, CONTENT_TYPES[fmt]
+        row.sha256, row.size_bytes = stored.sha256, stored.size
+        row.template_version, row.source_checksum, row.created_at = version, checksum, utcnow()
+        await session.commit()
+    return _stored(row, filename, rendered=True)
+
+
+async def upload_rendering(
+    session: AsyncSession, organization_id: uuid.UUID, document_id: uuid.UUID, *, filename: str
+) -> StoredDocument:
+    """A stored rendering of an upload, scoped to its organisation (404 otherwise), downloaded as `filename`."""
+    row = (
+        await session.execute(
+            select(Document).where(
+                Document.id == document_id, Document.organization_id == organization_id, Document.kind == "upload"
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("This file is no longer available", code="DOCUMENT_NOT_FOUND")
+    return _stored(row, filename, rendered=False)
 
 
 # --------------------------------------------------------------------------------------------- list export

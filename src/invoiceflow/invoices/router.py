@@ -10,7 +10,7 @@ from invoiceflow.auth.deps import ActorDep
 from invoiceflow.core import idempotency
 from invoiceflow.core.api import Envelope, envelope
 from invoiceflow.core.money import round_money
-from invoiceflow.core.runtime import SEND_CHECK, Runtime, RuntimeDep, SessionDep
+from invoiceflow.core.runtime import ON_ISSUED, SEND_CHECK, Runtime, RuntimeDep, SessionDep
 from invoiceflow.invoices import credit_notes, payments, pg_list, service
 from invoiceflow.invoices.models import Payment
 from invoiceflow.invoices.schemas import (
@@ -75,12 +75,21 @@ def _send_check(runtime: Runtime) -> service.SendCheck | None:
     return cast("service.SendCheck | None", check)
 
 
+async def _issued(runtime: Runtime, session: SessionDep, invoice: Any) -> None:
+    """Start what follows issuing (the invoice workflow), in this transaction; starting it twice is harmless."""
+    hook = runtime.extras.get(ON_ISSUED)
+    if hook is not None:
+        await hook(session, invoice)
+
+
 @router.patch("/invoices/{invoice_id}/status", response_model=Envelope[InvoiceRead])
 async def change_status(
     invoice_id: uuid.UUID, data: InvoiceStatusUpdate, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     """Move an invoice along its lifecycle; `sent` first passes the e-invoice rules (422 with the findings)."""
     invoice = await service.change_status(session, actor, invoice_id, data.status, before_send=_send_check(runtime))
+    if data.status == "sent":
+        await _issued(runtime, session, invoice)
     return envelope(service.read_json(invoice))
 
 
@@ -88,6 +97,7 @@ async def change_status(
 async def send_invoice(invoice_id: uuid.UUID, actor: ActorDep, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Issue a draft: the same as `PATCH /status {"status": "sent"}`, checked against the e-invoice rules."""
     invoice = await service.change_status(session, actor, invoice_id, "sent", before_send=_send_check(runtime))
+    await _issued(runtime, session, invoice)
     return envelope(service.read_json(invoice))
 
 

@@ -1,0 +1,1 @@
+"""Durable workflows (DBOS Transact): the invoice journey, seed uploads, event delivery and schedules."""
