@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -15,7 +14,7 @@ from invoiceflow.clients.schemas import ClientCreate, ClientFilters, ClientUpdat
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
-from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.records import record_audit, record_event
 
 
@@ -89,17 +88,7 @@ async def list_clients(session: AsyncSession, actor: Actor, filters: ClientFilte
         )
     if filters.country:
         stmt = stmt.where(Client.country == filters.country)
-    stmt = paginate(
-        stmt,
-        sort_col=Client.created_at,
-        id_col=Client.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, Client, cursor=filters.cursor, limit=filters.limit)
 
 
 async def update_client(session: AsyncSession, actor: Actor, client_id: uuid.UUID, data: ClientUpdate) -> Client:

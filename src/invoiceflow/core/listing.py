@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from invoiceflow.core.errors import ValidationFailed
@@ -98,3 +99,21 @@ def next_cursor(rows: list[Any], *, limit: int, sort_attr: str) -> tuple[list[An
     rows = rows[:limit]
     last = rows[-1]
     return rows, encode_cursor([_dump(getattr(last, sort_attr)), str(last.id)])
+
+
+async def page_by_created_at(
+    session: AsyncSession, stmt: Select[Any], model: Any, *, cursor: str | None, limit: int, descending: bool = True
+) -> tuple[list[Any], str | None]:
+    """One page of `stmt`'s `model` rows in (created_at, id) order, newest first unless `descending` is
+    False, and the cursor of the next page (None on the last)."""
+    stmt = paginate(
+        stmt,
+        sort_col=model.created_at,
+        id_col=model.id,
+        sort_type=datetime,
+        descending=descending,
+        cursor=cursor,
+        limit=limit,
+    )
+    rows = list((await session.execute(stmt)).scalars())
+    return next_cursor(rows, limit=limit, sort_attr="created_at")

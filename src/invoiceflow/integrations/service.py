@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
-from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.records import record_audit
 from invoiceflow.core.settings import Settings
 from invoiceflow.integrations.connectors.folder import FolderConfig
@@ -272,17 +272,7 @@ async def list_integrations(
     )
     if filters.enabled is not None:
         stmt = stmt.where(Integration.enabled.is_(filters.enabled))
-    stmt = paginate(
-        stmt,
-        sort_col=Integration.created_at,
-        id_col=Integration.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, Integration, cursor=filters.cursor, limit=filters.limit)
 
 
 async def update_integration(
@@ -459,17 +449,7 @@ async def list_jobs(
         stmt = stmt.where(IntegrationJob.status == filters.status)
     if filters.integration_id is not None:
         stmt = stmt.where(IntegrationJob.integration_id == filters.integration_id)
-    stmt = paginate(
-        stmt,
-        sort_col=IntegrationJob.created_at,
-        id_col=IntegrationJob.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, IntegrationJob, cursor=filters.cursor, limit=filters.limit)
 
 
 async def list_job_items(
@@ -479,17 +459,9 @@ async def list_job_items(
     stmt = select(IntegrationJobItem).where(IntegrationJobItem.job_id == job.id)
     if filters.outcome is not None:
         stmt = stmt.where(IntegrationJobItem.outcome == filters.outcome)
-    stmt = paginate(
-        stmt,
-        sort_col=IntegrationJobItem.created_at,
-        id_col=IntegrationJobItem.id,
-        sort_type=datetime,
-        descending=False,
-        cursor=filters.cursor,
-        limit=filters.limit,
+    return await page_by_created_at(
+        session, stmt, IntegrationJobItem, cursor=filters.cursor, limit=filters.limit, descending=False
     )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
 
 
 async def estimated_completion(session: AsyncSession, integration_id: uuid.UUID) -> datetime:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +13,7 @@ from invoiceflow.clients.service import get_client
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
-from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.models import Organization
 from invoiceflow.core.money import format_amount, minor_unit, round_money, trim
 from invoiceflow.core.records import record_audit, record_event
@@ -176,17 +175,7 @@ async def list_orders(session: AsyncSession, actor: Actor, filters: OrderFilters
         stmt = stmt.where(Order.order_date >= filters.date_from)
     if filters.date_to:
         stmt = stmt.where(Order.order_date <= filters.date_to)
-    stmt = paginate(
-        stmt,
-        sort_col=Order.created_at,
-        id_col=Order.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, Order, cursor=filters.cursor, limit=filters.limit)
 
 
 def transition_conflict(kind: str, current: str, target: str, allowed_next: tuple[str, ...]) -> Conflict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, ValidationFailed
-from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.webhooks.fanout import TEST_EVENT_TYPE, current_max_seq
 from invoiceflow.webhooks.guard import UrlRefused, check_url
@@ -94,17 +93,7 @@ async def list_webhooks(
     )
     if filters.enabled is not None:
         stmt = stmt.where(WebhookEndpoint.enabled.is_(filters.enabled))
-    stmt = paginate(
-        stmt,
-        sort_col=WebhookEndpoint.created_at,
-        id_col=WebhookEndpoint.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, WebhookEndpoint, cursor=filters.cursor, limit=filters.limit)
 
 
 async def update_webhook(
@@ -163,17 +152,7 @@ async def list_deliveries(
     stmt = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
     if filters.status:
         stmt = stmt.where(WebhookDelivery.status == filters.status)
-    stmt = paginate(
-        stmt,
-        sort_col=WebhookDelivery.created_at,
-        id_col=WebhookDelivery.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=filters.cursor,
-        limit=filters.limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=filters.limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, WebhookDelivery, cursor=filters.cursor, limit=filters.limit)
 
 
 async def get_delivery(

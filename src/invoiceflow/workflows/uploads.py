@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from typing import Any, Final, ParamSpec, TypeVar
 
 import orjson
@@ -35,7 +34,7 @@ from invoiceflow.core.context import Actor
 from invoiceflow.core.db import new_id, utcnow
 from invoiceflow.core.errors import NotFound, ValidationFailed
 from invoiceflow.core.failpoints import failpoint
-from invoiceflow.core.listing import next_cursor, paginate
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.models import Organization
 from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.core.storage import Storage, validate_key
@@ -188,17 +187,7 @@ async def list_uploads(
     stmt = select(Upload).where(Upload.organization_id == actor.organization_id)
     if status is not None:
         stmt = stmt.where(Upload.status == status)
-    stmt = paginate(
-        stmt,
-        sort_col=Upload.created_at,
-        id_col=Upload.id,
-        sort_type=datetime,
-        descending=True,
-        cursor=cursor,
-        limit=limit,
-    )
-    rows = list((await session.execute(stmt)).scalars())
-    return next_cursor(rows, limit=limit, sort_attr="created_at")
+    return await page_by_created_at(session, stmt, Upload, cursor=cursor, limit=limit)
 
 
 # --- the workflow --------------------------------------------------------------------------------------
