@@ -49,6 +49,8 @@ def test_a_manual_job_runs_as_a_workflow(rules_app: TestClient, wf_client: TestC
             ),
             202,
         )
+        # The answer names the job's workflow at once.
+        assert started["workflow_id"] == f"integration-job-{started['job_id']}"
         job = wait_for(wf_client, account, started["job_id"])
         assert job["status"] in ("completed", "completed_with_errors"), job
         sent = sum(1 for o in expected.values() if o == "sent")

@@ -67,11 +67,17 @@ def workflow_statuses(engine: Engine, prefix: str = "invoice-") -> dict[str, str
 
 
 def wait_until_all(
-    engine: Engine, ids: set[str], status: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+    engine: Engine,
+    ids: set[str],
+    status: str,
+    *,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    prefix: str = "invoice-",
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        current = workflow_statuses(engine)
+        current = workflow_statuses(engine, prefix)
         if all(current.get(i) == status for i in ids):
             return
         if process is not None and process.poll() is not None:

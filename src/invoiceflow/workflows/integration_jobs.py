@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from dbos import DBOS
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoiceflow.core.failpoints import failpoint
 from invoiceflow.integrations import jobs
 from invoiceflow.integrations.jobs.core import load_job
 from invoiceflow.integrations.models import FINAL_STATUSES, IntegrationJob
@@ -47,7 +47,10 @@ async def launch_job(session: AsyncSession, client: Any, organization_id: uuid.U
         queue=QUEUE,
         args=(str(organization_id), str(job_id)),
     )
-    await session.execute(update(IntegrationJob).where(IntegrationJob.id == job_id).values(workflow_id=workflow_id))
+    job = await session.get(IntegrationJob, job_id)
+    if job is None:  # pragma: no cover - the caller created it in this transaction
+        raise RuntimeError(f"integration job {job_id} vanished")
+    job.workflow_id = workflow_id  # on the loaded object too: the caller's response shows it
     return workflow_id
 
 
@@ -72,6 +75,7 @@ async def job_page(organization_id: str, job_id: str, page_no: int) -> dict[str,
     except jobs.IntegrationBusy:
         await jobs.start_job(deps.db, uuid.UUID(job_id))  # take the lock back if it is free, then try again
         raise
+    failpoint("integration.page")  # the page is recorded and pushed; DBOS has not recorded the step
     return {"more": result.more, "sent": result.sent, "fetched": result.fetched, "error": result.error}
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from invoiceflow.core import metrics
 from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.errors import AppError
+from invoiceflow.core.failpoints import failpoint
 from invoiceflow.core.settings import Settings
 from invoiceflow.integrations.connectors.base import (
     ExternalApiError,
@@ -266,6 +267,7 @@ async def _process_page(
                 entry.result = await opened.destination.push(
                     entry.content, idempotency_key=entry.key, filename=entry.filename
                 )
+                failpoint("integration.push")  # the destination has it; transaction B has not recorded it
             except ExternalApiError as exc:
                 entry.error = exc
 
