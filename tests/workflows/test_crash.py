@@ -25,7 +25,7 @@ INVOICES = 4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", ["validate", "documents", "email", "publish"])
+@pytest.mark.parametrize("step", ["documents", "email", "publish"])
 def test_kill_9_inside_a_step_and_restart(step: str, database_url: str, sync_engine: Engine, tmp_path: Path) -> None:
     _empty_tables(sync_engine)
     smtp = SmtpServer(free_port(), RecordingHandler())

@@ -43,7 +43,6 @@ def test_issuing_an_invoice_runs_its_workflow_to_the_end(
     assert view["status"] == "succeeded", view
     assert view["workflow_id"] == f"invoice-{invoice['id']}"
     assert [(s["name"], s["status"], s["attempts"]) for s in view["steps"]] == [
-        ("validate", "succeeded", 1),
         ("documents", "succeeded", 1),
         ("email", "succeeded", 1),
         ("publish", "succeeded", 1),

@@ -11,6 +11,7 @@ TLS, and `smtp://host:25?starttls=false` plain text (a relay on the same host or
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import smtplib
@@ -95,6 +96,17 @@ def _envelope(msg: EmailMessage) -> tuple[str, list[str]]:
     return sender, recipients
 
 
+def tls_context() -> ssl.SSLContext:
+    """The verifying client context. Loading the CA certificates costs ~10 ms, so it is built once per trust
+    store (`SSL_CERT_FILE` / `SSL_CERT_DIR` as they are now); an SSLContext is safe to share between threads."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(_cert_file: str | None, _cert_dir: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 def send_smtp(msg: EmailMessage, config: SmtpConfig) -> str:
     """Hand `msg` to the SMTP server; returns the server's reply to the message data ("250 2.0.0 Ok: queued as …").
 
@@ -102,16 +114,15 @@ def send_smtp(msg: EmailMessage, config: SmtpConfig) -> str:
     never reach the accepted half twice.
     """
     sender, recipients = _envelope(msg)
-    context = ssl.create_default_context()
     client: smtplib.SMTP
     if config.implicit_tls:
-        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
+        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=tls_context())
     else:
         client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
     with client:
         client.ehlo()
         if config.starttls:
-            client.starttls(context=context)
+            client.starttls(context=tls_context())
             client.ehlo()
         if config.username:
             client.login(config.username, config.password or "")

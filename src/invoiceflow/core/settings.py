@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # S3 caps a SigV4 presigned URL at 7 days; links are meant to be short-lived.
     download_url_ttl_seconds: int = Field(default=900, ge=30, le=7 * 86400)
     pdf_page_size: Literal["A4", "LETTER"] = "A4"
+    # Processes that render PDF and Excel files (ReportLab holds the GIL for a whole render); 0 renders in a
+    # thread of the calling process.
+    pdf_render_workers: int = Field(default_factory=lambda: 1 if (os.cpu_count() or 1) >= 2 else 0, ge=0, le=16)
 
     @field_validator("database_url")
     @classmethod

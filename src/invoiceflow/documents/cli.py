@@ -146,6 +146,7 @@ def render(
 
     async def work(settings: Settings, db: Database, session: AsyncSession) -> StoredDocument:
         found = await _find_invoice(session, invoice, organization)
+        # One document: rendered in this process (starting a render process would cost more than it saves).
         store = service.DocumentStore(db=db, storage=make_storage(settings), pdf_page_size=settings.pdf_page_size)
         document = await service.ensure_document(session, _operator(found.organization_id), found.id, chosen, store)
         if output is not None:

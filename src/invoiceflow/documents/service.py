@@ -36,9 +36,10 @@ from invoiceflow.core.errors import AppError, NotFound
 from invoiceflow.core.models import Organization
 from invoiceflow.core.records import record_event
 from invoiceflow.core.runtime import Runtime
+from invoiceflow.core.settings import Settings
 from invoiceflow.core.signing import DownloadLinkInvalid, sign_download, verify_download
 from invoiceflow.core.storage import Storage, document_key, validate_key
-from invoiceflow.documents import pdf, xlsx
+from invoiceflow.documents import pdf, render_pool, xlsx
 from invoiceflow.documents.model import InvoiceDocument, build_document, source_checksum
 from invoiceflow.documents.models import Document, ImportedDocument
 from invoiceflow.documents.snapshot import document_from_json
@@ -71,6 +72,17 @@ class DocumentStore:
     db: Database
     storage: Storage
     pdf_page_size: pdf.PageSize = "A4"
+    # Render processes (documents.render_pool); 0 renders in a thread.
+    render_workers: int = 0
+
+
+def store_from_settings(db: Database, storage: Storage, settings: Settings) -> DocumentStore:
+    return DocumentStore(
+        db=db,
+        storage=storage,
+        pdf_page_size=settings.pdf_page_size,
+        render_workers=render_pool.workers_for(settings),
+    )
 
 
 def store_for(runtime: Runtime) -> DocumentStore:
@@ -78,7 +90,7 @@ def store_for(runtime: Runtime) -> DocumentStore:
     storage = runtime.extras.get("storage")
     if storage is None:
         raise RuntimeError("no storage configured: create_app's lifespan sets runtime.extras['storage']")
-    return DocumentStore(db=runtime.db, storage=cast(Storage, storage), pdf_page_size=runtime.settings.pdf_page_size)
+    return store_from_settings(runtime.db, cast(Storage, storage), runtime.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +123,8 @@ def template_version(fmt: DocumentFormat, store: DocumentStore) -> str:
     return xlsx.TEMPLATE_VERSION
 
 
-def _render(fmt: DocumentFormat, doc: InvoiceDocument, store: DocumentStore) -> bytes:
-    if fmt == "pdf":
-        return pdf.render_pdf(doc, page_size=store.pdf_page_size)
-    return xlsx.render_invoice_xlsx(doc)
+async def _render(fmt: DocumentFormat, doc: InvoiceDocument, store: DocumentStore) -> bytes:
+    return await render_pool.render(fmt, doc, page_size=store.pdf_page_size, workers=store.render_workers)
 
 
 def _render_id(checksum: str, version: str) -> str:
@@ -240,7 +250,7 @@ async def ensure_rendered(
         if unchanged or invoice.status != "draft":
             return _stored(current, filename, rendered=False)
 
-    data = await asyncio.to_thread(_render, fmt, doc, store)
+    data = await _render(fmt, doc, store)
     stored = await store.storage.put(key, data, content_type=CONTENT_TYPES[fmt])
     values: dict[str, Any] = {
         "storage_key": key,
@@ -457,7 +467,7 @@ async def store_upload_rendering(
         current = await session.get(Document, document_id)
     if current is not None and current.storage_key == key and await store.storage.exists(key):
         return _stored(current, filename, rendered=False)
-    data = await asyncio.to_thread(_render, fmt, doc, store)
+    data = await _render(fmt, doc, store)
     stored = await store.storage.put(key, data, content_type=CONTENT_TYPES[fmt])
     async with _write_session(store.db) as session:
         row = await session.get(Document, document_id)

@@ -27,7 +27,7 @@ log = logging.getLogger("invoiceflow.workflows")
 APP_NAME: Final = "invoiceflow"
 # Bumped whenever a workflow's steps are added, removed or reordered: a process only dequeues and
 # recovers workflows of its own version, so old workers drain what they started before they stop.
-WORKFLOWS_VERSION: Final = "2026.11.1"
+WORKFLOWS_VERSION: Final = "2026.11.2"
 
 Role = Literal["embedded", "worker", "client"]
 

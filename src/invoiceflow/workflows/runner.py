@@ -5,7 +5,7 @@
   that have been silent that long are handed back to the queues (DBOS 3.4.0 only recovers an executor's
   workflows when that same executor starts again);
 - events: `dispatch_once` delivers the event log to webhooks and RabbitMQ every `DISPATCH_SECONDS`, at
-  once when a step recorded events.
+  once when a step recorded events (at most one round per `DISPATCH_MIN_GAP_SECONDS`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from sqlalchemy import or_, select, update
 from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.settings import Settings
 from invoiceflow.core.storage import Storage, make_storage
-from invoiceflow.documents.service import DocumentStore
+from invoiceflow.documents import render_pool
+from invoiceflow.documents.service import store_from_settings
 from invoiceflow.notifications.service import notifier_for
 from invoiceflow.webhooks.dispatch import dispatch_once
 from invoiceflow.webhooks.rabbitmq import EventPublisher, publisher_from_settings
@@ -39,6 +40,7 @@ from invoiceflow.workflows.schedules import apply_schedules
 log = logging.getLogger("invoiceflow.workflows")
 
 DISPATCH_SECONDS = 2.0
+DISPATCH_MIN_GAP_SECONDS = 0.2
 
 
 async def beat(db: Database, *, executor_id: str, role: str) -> None:
@@ -110,7 +112,7 @@ class Runner:
         self.settings = settings
         self.db = db
         self.engine = engine
-        store = DocumentStore(db=db, storage=storage or make_storage(settings), pdf_page_size=settings.pdf_page_size)
+        store = store_from_settings(db, storage or make_storage(settings), settings)
         # A workflow's email has one sender at a time (DBOS runs a workflow on one executor), so a pending
         # delivery claim found by its step is the claim of an attempt that died: take it over at once,
         # under the same Message-ID, instead of waiting out the lease meant for unrelated callers.
@@ -125,6 +127,7 @@ class Runner:
         workflow_deps.install(self.deps)
         retry.delay_scale = self.settings.workflow_retry_delay_scale
         await beat(self.db, executor_id=self.engine.executor_id, role=self.engine.role)
+        render_pool.warm_up(self.deps.store.render_workers)
         await self.engine.launch()
         await apply_schedules()
         self.publisher = publisher_from_settings(self.settings)
@@ -189,3 +192,5 @@ class Runner:
                 )
             except Exception:
                 log.warning("event dispatch round failed", exc_info=True)
+            # Under load steps record events continuously: one round per gap picks up all of them at once.
+            await asyncio.sleep(DISPATCH_MIN_GAP_SECONDS)

@@ -1,0 +1,98 @@
+"""Rendering PDF and Excel files in processes of their own.
+
+ReportLab holds the GIL for a whole render (about 6 ms for a five-line invoice, more for long ones), so
+in a process that also answers requests and runs workflows every render stalls all of them, and the
+process never uses more than one core. With `pdf_render_workers` ≥ 1 (by default 1 on a machine with two
+or more CPUs) renders run in that many spawned processes; with 0 they run in a thread of the caller.
+
+The pool is one per process, started on the first render. A render that finds the pool broken (its
+process was killed) is done in a thread instead and the next one starts a new pool: rendering never fails
+because of the pool. A render's own error (a layout that does not fit, say) is raised as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Literal
+
+from invoiceflow.core.settings import Settings
+from invoiceflow.documents import pdf, xlsx
+from invoiceflow.documents.model import InvoiceDocument
+
+log = logging.getLogger("invoiceflow.documents")
+
+RenderFormat = Literal["pdf", "xlsx"]
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def render_document(fmt: RenderFormat, doc: InvoiceDocument, page_size: pdf.PageSize) -> bytes:
+    """The file itself; what the pool's processes run."""
+    if fmt == "pdf":
+        return pdf.render_pdf(doc, page_size=page_size)
+    return xlsx.render_invoice_xlsx(doc)
+
+
+def workers_for(settings: Settings) -> int:
+    """The `pdf_render_workers` setting. Unless it is set explicitly, a process that multiprocessing started
+    (a render process itself, a batch pipeline's pool process) renders in threads: it was started to share
+    the cores out already."""
+    if "pdf_render_workers" not in settings.model_fields_set and multiprocessing.parent_process() is not None:
+        return 0
+    return settings.pdf_render_workers
+
+
+def _executor(workers: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            # Spawned, never forked: the caller has threads (DBOS, the database drivers) a fork would copy
+            # mid-state.
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            _pool_size = workers
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False)
+
+
+async def render(fmt: RenderFormat, doc: InvoiceDocument, *, page_size: pdf.PageSize, workers: int) -> bytes:
+    """Render `doc` as `fmt`: in the pool when `workers` ≥ 1, else in a thread."""
+    if workers > 0:
+        pool = _executor(workers)
+        try:
+            return await asyncio.wrap_future(pool.submit(render_document, fmt, doc, page_size))
+        except BrokenProcessPool:
+            log.warning("the render process died; rendering in a thread and starting a new one next time")
+            _discard(pool)
+    return await asyncio.to_thread(render_document, fmt, doc, page_size)
+
+
+def warm_up(workers: int) -> None:
+    """Start the render processes now (a process that will render soon: the first render then does not
+    wait about a second for an interpreter to start)."""
+    if workers > 0:
+        _executor(workers).submit(int)
+
+
+def shutdown() -> None:
+    """Stop the pool (tests; at interpreter exit concurrent.futures stops it by itself)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
