@@ -199,9 +199,17 @@ def main() -> None:
             latencies.sort()
             p50 = statistics.median(latencies)
             p95 = latencies[int(len(latencies) * 0.95) - 1]
-        with create_engine(sync_url(url)).connect() as conn:
-            deliveries = conn.execute(text("SELECT count(*) FROM notification_deliveries")).scalar_one()
-            events = conn.execute(text("SELECT count(*) FROM events WHERE type = 'InvoiceProcessed'")).scalar_one()
+        # The last workflows publish InvoiceProcessed just after their email was accepted: give them a moment.
+        total = args.invoices + args.latency_invoices
+        counted = create_engine(sync_url(url))
+        for _ in range(100):
+            with counted.connect() as conn:
+                deliveries = conn.execute(text("SELECT count(*) FROM notification_deliveries")).scalar_one()
+                events = conn.execute(text("SELECT count(*) FROM events WHERE type = 'InvoiceProcessed'")).scalar_one()
+            if deliveries >= total and events >= total:
+                break
+            time.sleep(0.1)
+        counted.dispose()
     finally:
         for worker in workers:
             worker.terminate()
