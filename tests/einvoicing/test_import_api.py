@@ -311,6 +311,26 @@ def test_seed_json_whose_totals_disagree_is_refused(einvoice_client: TestClient,
     assert count_rows(db, "invoices") == before
 
 
+def test_an_imported_invoice_too_large_for_a_page_answers_422_not_500(
+    einvoice_client: TestClient, account: Account, db: Engine
+) -> None:
+    """An address longer than a page imports (the totals are right), but its PDF cannot be laid out: the
+    download says so in the error envelope, and no document row or file is left behind."""
+    client = SEED["client"] | {"address": {"line1": "Markt " * 20000, "city": "Gent", "country": "BE"}}
+    r = einvoice_client.post("/api/v1/invoices/import", json=SEED | {"client": client}, headers=account.headers)
+    assert r.status_code == 201, r.text
+    invoice = r.json()["data"]["invoice"]
+    before = count_rows(db, "documents")
+    error = assert_error(
+        einvoice_client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers=account.headers),
+        422,
+        "DOCUMENT_TOO_LARGE_TO_RENDER",
+    )
+    assert "LEGACY-2025-0042 is too large to lay out on one A4 page" in error["message"]
+    assert error["details"]["format"] == "pdf"
+    assert count_rows(db, "documents") == before
+
+
 def test_pdf_of_an_imported_invoice_shows_the_document_totals(
     einvoice_client: TestClient, account: Account, tmp_path: Path
 ) -> None:

@@ -20,6 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Literal
 
+from reportlab.platypus.doctemplate import LayoutError
+
+from invoiceflow.core.errors import AppError
 from invoiceflow.core.settings import Settings
 from invoiceflow.documents import pdf, xlsx
 from invoiceflow.documents.model import InvoiceDocument
@@ -27,6 +30,14 @@ from invoiceflow.documents.model import InvoiceDocument
 log = logging.getLogger("invoiceflow.documents")
 
 RenderFormat = Literal["pdf", "xlsx"]
+
+
+class DocumentTooLarge(AppError):
+    """Something in the invoice (an address, a description) is taller than a page: no retry will fit it."""
+
+    status_code = 422
+    code = "DOCUMENT_TOO_LARGE_TO_RENDER"
+
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -71,7 +82,19 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 
 
 async def render(fmt: RenderFormat, doc: InvoiceDocument, *, page_size: pdf.PageSize, workers: int) -> bytes:
-    """Render `doc` as `fmt`: in the pool when `workers` ≥ 1, else in a thread."""
+    """Render `doc` as `fmt`: in the pool when `workers` ≥ 1, else in a thread. Raises `DocumentTooLarge`
+    (422) for content that cannot be laid out on a page."""
+    try:
+        return await _render(fmt, doc, page_size, workers)
+    except LayoutError as exc:
+        raise DocumentTooLarge(
+            f"Invoice {doc.number or ''} is too large to lay out on one {page_size} page: shorten the longest "
+            "address, description or note".replace("  ", " "),
+            details={"format": fmt, "reason": str(exc)[:200]},
+        ) from None
+
+
+async def _render(fmt: RenderFormat, doc: InvoiceDocument, page_size: pdf.PageSize, workers: int) -> bytes:
     if workers > 0:
         pool = _executor(workers)
         try:
