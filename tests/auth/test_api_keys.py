@@ -43,7 +43,7 @@ def test_create_shows_the_secret_once_and_never_again(client: TestClient, db: En
     assert created["expires_at"] is None
 
     listed_r = client.get(f"{API}/api-keys", headers=acct.headers)
-    (listed,) = ok(listed_r)
+    (listed,) = ok(listed_r)["items"]
     assert set(listed) == READ_FIELDS
     assert listed["id"] == created["id"]
     assert secret not in listed_r.text
@@ -95,7 +95,7 @@ def test_revoked_key_stops_working(client: TestClient, db: Engine) -> None:
     (event,) = events(db, acct.organization_id, "ApiKeyRevoked")
     assert event.payload == {"api_key_id": created["id"]}
     # The revoked key stays listed, marked.
-    (listed,) = ok(client.get(f"{API}/api-keys", headers=acct.headers))
+    (listed,) = ok(client.get(f"{API}/api-keys", headers=acct.headers))["items"]
     assert listed["revoked_at"] == revoked["revoked_at"]
 
 
@@ -138,7 +138,7 @@ def test_another_organizations_key_is_404(client: TestClient) -> None:
 
     err(client.get(f"{API}/api-keys/{bobs['id']}", headers=alice.headers), 404, "NOT_FOUND")
     err(client.delete(f"{API}/api-keys/{bobs['id']}", headers=alice.headers), 404, "NOT_FOUND")
-    assert ok(client.get(f"{API}/api-keys", headers=alice.headers)) == []
+    assert ok(client.get(f"{API}/api-keys", headers=alice.headers))["items"] == []
     # Bob's key was not revoked by Alice's attempt.
     ok(client.get(f"{API}/clients", headers=api_key(bobs["key"])))
     assert ok(client.get(f"{API}/api-keys/{bobs['id']}", headers=bob.headers))["revoked_at"] is None
@@ -224,3 +224,26 @@ def _idempotency_rows(db: Engine) -> list[Any]:
     t = table(IdempotencyRecord)
     with db.connect() as conn:
         return list(conn.execute(t.select()))
+
+
+def test_the_key_list_is_cursor_paginated_oldest_first(client: TestClient) -> None:
+    acct = register(client)
+    made = [create_api_key(client, acct, name=f"key {n}")["id"] for n in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = ok(client.get(f"{API}/api-keys", params=params, headers=acct.headers))
+        assert page["limit"] == 2
+        assert len(page["items"]) <= 2
+        seen += [key["id"] for key in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made
+    assert pages == 3
+    err(client.get(f"{API}/api-keys", params={"cursor": "not-a-cursor"}, headers=acct.headers), 422, "VALIDATION_ERROR")
+    err(client.get(f"{API}/api-keys", params={"limit": 0}, headers=acct.headers), 422, "VALIDATION_ERROR")
+    err(client.get(f"{API}/api-keys", params={"limit": 201}, headers=acct.headers), 422, "VALIDATION_ERROR")

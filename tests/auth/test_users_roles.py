@@ -44,7 +44,8 @@ def test_admin_creates_a_member_who_can_log_in(client: TestClient, db: Engine) -
     assert me["organization"]["id"] == admin.organization_id
 
     listed = ok(client.get(f"{API}/users", headers=admin.headers))
-    assert {u["email"] for u in listed} == {admin.email, member["email"]}
+    assert [u["email"] for u in listed["items"]] == [admin.email, member["email"]]  # oldest first
+    assert listed["next_cursor"] is None
 
 
 def test_create_user_refuses_duplicates_and_bad_input(client: TestClient, db: Engine) -> None:

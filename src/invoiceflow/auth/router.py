@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
@@ -16,6 +16,7 @@ from invoiceflow.auth.models import User
 from invoiceflow.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
+    ApiKeyPage,
     ApiKeyRead,
     LoginRequest,
     LogoutRequest,
@@ -23,6 +24,7 @@ from invoiceflow.auth.schemas import (
     OrganizationBrief,
     OrganizationRead,
     OrganizationUpdate,
+    PageQuery,
     PasswordResetConfirm,
     PasswordResetRequest,
     RefreshRequest,
@@ -30,6 +32,7 @@ from invoiceflow.auth.schemas import (
     RegisterResult,
     TokenPair,
     UserCreate,
+    UserPage,
     UserRead,
 )
 from invoiceflow.auth.security import Passwords, decode_access_token
@@ -161,9 +164,10 @@ async def password_reset_confirm(
     return envelope({"password_changed": True})
 
 
-@router.get("/users", response_model=Envelope[list[UserRead]], tags=["users"])
-async def list_users(actor: AdminDep, session: SessionDep) -> Response:
-    return envelope([UserRead.model_validate(u) for u in await service.list_users(session, actor)])
+@router.get("/users", response_model=Envelope[UserPage], tags=["users"])
+async def list_users(actor: AdminDep, session: SessionDep, page: Annotated[PageQuery, Query()]) -> Response:
+    rows, cursor = await service.list_users(session, actor, page)
+    return envelope(UserPage(items=[UserRead.model_validate(u) for u in rows], next_cursor=cursor, limit=page.limit))
 
 
 @router.post("/users", status_code=201, response_model=Envelope[UserRead], tags=["users"])
@@ -197,9 +201,11 @@ async def create_api_key(
     return envelope(out, status_code=201)
 
 
-@router.get("/api-keys", response_model=Envelope[list[ApiKeyRead]], tags=["api-keys"])
-async def list_api_keys(actor: AdminDep, session: SessionDep) -> Response:
-    return envelope([ApiKeyRead.model_validate(k) for k in await service.list_api_keys(session, actor)])
+@router.get("/api-keys", response_model=Envelope[ApiKeyPage], tags=["api-keys"])
+async def list_api_keys(actor: AdminDep, session: SessionDep, page: Annotated[PageQuery, Query()]) -> Response:
+    rows, cursor = await service.list_api_keys(session, actor, page)
+    items = [ApiKeyRead.model_validate(k) for k in rows]
+    return envelope(ApiKeyPage(items=items, next_cursor=cursor, limit=page.limit))
 
 
 @router.get("/api-keys/{key_id}", response_model=Envelope[ApiKeyRead], tags=["api-keys"])

@@ -211,3 +211,22 @@ class OrganizationUpdate(InputModel):
         if int(digits) % 97 != 1:
             raise ValueError("IBAN checksum does not match")
         return compact
+
+
+class PageQuery(InputModel):
+    """`?limit=&cursor=` of a list with no filters."""
+
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    cursor: Annotated[str | None, Field(max_length=500)] = None
+
+
+class UserPage(OutputModel):
+    items: list[UserRead]
+    next_cursor: str | None
+    limit: int
+
+
+class ApiKeyPage(OutputModel):
+    items: list[ApiKeyRead]
+    next_cursor: str | None
+    limit: int

@@ -15,6 +15,7 @@ from invoiceflow.auth.models import ApiKey, AuthSession, PasswordResetToken, Ref
 from invoiceflow.auth.schemas import (
     ApiKeyCreate,
     OrganizationUpdate,
+    PageQuery,
     RegisterRequest,
     TokenPair,
     UserCreate,
@@ -23,6 +24,7 @@ from invoiceflow.auth.security import Passwords, encode_access_token, new_secret
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import utcnow
 from invoiceflow.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from invoiceflow.core.listing import page_by_created_at
 from invoiceflow.core.models import Organization
 from invoiceflow.core.numbering import PatternError, validate_pattern
 from invoiceflow.core.ratelimit import Limiter
@@ -341,9 +343,10 @@ async def create_user(session: AsyncSession, cfg: AuthConfig, actor: Actor, data
     return user
 
 
-async def list_users(session: AsyncSession, actor: Actor) -> list[User]:
-    stmt = select(User).where(User.organization_id == actor.organization_id).order_by(User.created_at, User.id)
-    return list((await session.execute(stmt)).scalars())
+async def list_users(session: AsyncSession, actor: Actor, page: PageQuery) -> tuple[list[User], str | None]:
+    """The organisation's users, oldest (its founder) first."""
+    stmt = select(User).where(User.organization_id == actor.organization_id)
+    return await page_by_created_at(session, stmt, User, cursor=page.cursor, limit=page.limit, descending=False)
 
 
 async def create_api_key(
@@ -376,9 +379,10 @@ async def create_api_key(
     return key, raw
 
 
-async def list_api_keys(session: AsyncSession, actor: Actor) -> list[ApiKey]:
-    stmt = select(ApiKey).where(ApiKey.organization_id == actor.organization_id).order_by(ApiKey.created_at, ApiKey.id)
-    return list((await session.execute(stmt)).scalars())
+async def list_api_keys(session: AsyncSession, actor: Actor, page: PageQuery) -> tuple[list[ApiKey], str | None]:
+    """The organisation's API keys, revoked ones too, oldest first."""
+    stmt = select(ApiKey).where(ApiKey.organization_id == actor.organization_id)
+    return await page_by_created_at(session, stmt, ApiKey, cursor=page.cursor, limit=page.limit, descending=False)
 
 
 async def get_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID) -> ApiKey:
