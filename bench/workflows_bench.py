@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=5)
     parser.add_argument("--rate", type=float, default=10.0, help="invoices per second in the latency phase")
     parser.add_argument("--latency-invoices", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=0, help="workflows at once per worker (default: the setting's)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="wf-bench-"))
@@ -135,6 +136,7 @@ def main() -> None:
         "INVOICEFLOW_DATA_DIR": str(folder),
         "INVOICEFLOW_SECRET_KEY": SECRET,
         "INVOICEFLOW_SMTP_URL": smtp_url,
+        **({"INVOICEFLOW_WORKFLOW_CONCURRENCY": str(args.concurrency)} if args.concurrency else {}),
     }
     workers: list[subprocess.Popen[bytes]] = []
     try:

@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -78,3 +80,35 @@ def test_the_setting_decides_and_defaults_by_cpu_count(tmp_path: Path) -> None:
     assert render_pool.workers_for(make_settings("sqlite:///x.db", tmp_path, pdf_render_workers=3)) == 3
     default = render_pool.workers_for(make_settings("sqlite:///x.db", tmp_path))
     assert default == (1 if (os.cpu_count() or 1) >= 2 else 0)
+
+
+BROKEN_MAIN = """
+import asyncio
+from invoiceflow.documents import render_pool
+from tests.documents.helpers import make_document
+
+if __name__ != "__main__":
+    # What a script doing its work at import does to a spawned render process: it cannot start.
+    raise SystemExit(1)
+doc = make_document()
+renders = [asyncio.run(render_pool.render("pdf", doc, page_size="A4", workers=1)) for _ in range(5)]
+print(all(pdf.startswith(b"%PDF") for pdf in renders), render_pool.pool_enabled(), render_pool._pool is None)
+"""
+
+
+def test_render_processes_that_cannot_start_are_given_up_on(tmp_path: Path) -> None:
+    """Every render still succeeds (in a thread); after three pools died unborn no fourth is started."""
+    script = tmp_path / "no_main_guard.py"
+    script.write_text(BROKEN_MAIN)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"], done.stdout

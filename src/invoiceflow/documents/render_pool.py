@@ -7,7 +7,9 @@ or more CPUs) renders run in that many spawned processes; with 0 they run in a t
 
 The pool is one per process, started on the first render. A render that finds the pool broken (its
 process was killed) is done in a thread instead and the next one starts a new pool: rendering never fails
-because of the pool. A render's own error (a layout that does not fit, say) is raised as it is.
+because of the pool. Pools that die three times in a row before rendering anything (processes that cannot
+start here) are given up on: the process renders in threads from then on. A render's own error (a layout
+that does not fit, say) is raised as it is.
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ class DocumentTooLarge(AppError):
     code = "DOCUMENT_TOO_LARGE_TO_RENDER"
 
 
+# Pools that broke before rendering anything, in a row: processes that cannot start here (a main module
+# that runs its work on import, say). After this many the process renders in threads for good.
+GIVE_UP_AFTER = 3
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_pool_rendered = False
+_stillborn = 0
 
 
 def render_document(fmt: RenderFormat, doc: InvoiceDocument, page_size: pdf.PageSize) -> bytes:
@@ -61,9 +69,10 @@ def workers_for(settings: Settings) -> int:
 
 
 def _executor(workers: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_rendered
     with _lock:
         if _pool is None or _pool_size != workers:
+            _pool_rendered = False
             if _pool is not None:
                 _pool.shutdown(wait=False)
             # Spawned, never forked: the caller has threads (DBOS, the database drivers) a fork would copy
@@ -74,11 +83,19 @@ def _executor(workers: int) -> ProcessPoolExecutor:
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:
-    global _pool
+    global _pool, _stillborn
     with _lock:
         if _pool is pool:
             _pool = None
+            _stillborn = 0 if _pool_rendered else _stillborn + 1
+            if _stillborn == GIVE_UP_AFTER:
+                log.error("render processes died %s times before rendering anything: rendering in threads", _stillborn)
     pool.shutdown(wait=False)
+
+
+def pool_enabled() -> bool:
+    """False once render processes proved unable to start in this process."""
+    return _stillborn < GIVE_UP_AFTER
 
 
 async def render(fmt: RenderFormat, doc: InvoiceDocument, *, page_size: pdf.PageSize, workers: int) -> bytes:
@@ -95,27 +112,32 @@ async def render(fmt: RenderFormat, doc: InvoiceDocument, *, page_size: pdf.Page
 
 
 async def _render(fmt: RenderFormat, doc: InvoiceDocument, page_size: pdf.PageSize, workers: int) -> bytes:
-    if workers > 0:
+    global _pool_rendered
+    if workers > 0 and pool_enabled():
         pool = _executor(workers)
         try:
-            return await asyncio.wrap_future(pool.submit(render_document, fmt, doc, page_size))
+            data = await asyncio.wrap_future(pool.submit(render_document, fmt, doc, page_size))
         except BrokenProcessPool:
             log.warning("the render process died; rendering in a thread and starting a new one next time")
             _discard(pool)
+        else:
+            _pool_rendered = True
+            return data
     return await asyncio.to_thread(render_document, fmt, doc, page_size)
 
 
 def warm_up(workers: int) -> None:
     """Start the render processes now (a process that will render soon: the first render then does not
     wait about a second for an interpreter to start)."""
-    if workers > 0:
+    if workers > 0 and pool_enabled():
         _executor(workers).submit(int)
 
 
 def shutdown() -> None:
-    """Stop the pool (tests; at interpreter exit concurrent.futures stops it by itself)."""
-    global _pool
+    """Stop the pool and forget past failures (tests; at interpreter exit concurrent.futures stops it)."""
+    global _pool, _stillborn
     with _lock:
         pool, _pool = _pool, None
+        _stillborn = 0
     if pool is not None:
         pool.shutdown(wait=True)

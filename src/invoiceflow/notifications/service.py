@@ -544,7 +544,9 @@ async def invoice_issued_email(
     them in, saving their loading.
     """
     key = dedupe_key or f"invoice_issued:{invoice_id}"
-    if (done := await _already_sent(notifier, organization_id, key)) is not None:
+    # The early check saves loading the invoice and its PDF; a caller that passes both has nothing to save,
+    # and send_email's claim finds a sent delivery all the same.
+    if (doc is None or pdf is None) and (done := await _already_sent(notifier, organization_id, key)) is not None:
         return done
     doc = doc or await _invoice(store, organization_id, invoice_id)
     if doc.status == "draft" or not doc.number:
