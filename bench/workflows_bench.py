@@ -110,7 +110,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=5)
     parser.add_argument("--rate", type=float, default=10.0, help="invoices per second in the latency phase")
     parser.add_argument("--latency-invoices", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=0, help="workflows at once per worker (default: the setting's)")
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="workflows at once per worker (default: the setting's)"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="wf-bench-"))

@@ -15,7 +15,7 @@ from invoiceflow.core.context import SYSTEM_USER_AGENT
 from invoiceflow.core.db import Database
 from invoiceflow.core.models import ScheduleRun
 from invoiceflow.invoices.models import Invoice
-from invoiceflow.invoices.overdue import OVERDUE_SWEEP, business_date, mark_overdue, run_overdue_sweep, write_session
+from invoiceflow.invoices.overdue import OVERDUE_SWEEP, business_date, mark_overdue, run_overdue_sweep
 from tests.factories import Account, audit_rows, create_client, create_invoice, event_rows, register
 
 pytestmark = pytest.mark.anyio
@@ -157,11 +157,11 @@ async def test_mark_overdue_is_idempotent_and_leaves_settled_invoices_alone(
     with db.begin() as conn:
         conn.execute(update(Invoice).where(Invoice.id == uuid.UUID(draft["id"])).values(due_date=date(2026, 10, 1)))
 
-    async with write_session(database) as session:
+    async with database.locked_write_session() as session:
         first = await mark_overdue(session, organization_id=org, business_date=date(2026, 10, 20))
         await session.commit()
     events = len(event_rows(db))
-    async with write_session(database) as session:
+    async with database.locked_write_session() as session:
         second = await mark_overdue(session, organization_id=org, business_date=date(2026, 10, 20))
         await session.commit()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -181,6 +183,17 @@ class Database:
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self.write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def locked_write_session(self) -> AsyncIterator[AsyncSession]:
+        """A write session of its own, outside any request; on SQLite the process's write lock is held for
+        its lifetime, so it queues behind the process's other writers instead of SQLite's busy handler."""
+        if self.write_lock is None:
+            async with self.write_sessions() as session:
+                yield session
+            return
+        async with self.write_lock, self.write_sessions() as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -18,8 +18,7 @@ import hashlib
 import logging
 import queue
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -267,17 +266,6 @@ async def ensure_rendered(
     return _stored(row, filename, rendered=True)
 
 
-@asynccontextmanager
-async def _write_session(db: Database) -> AsyncIterator[AsyncSession]:
-    """A write session of its own; on SQLite the process's write lock is held for its lifetime only."""
-    if db.write_lock is None:
-        async with db.write_sessions() as session:
-            yield session
-        return
-    async with db.write_lock, db.write_sessions() as session:
-        yield session
-
-
 async def store_file(
     store: DocumentStore,
     invoice: Invoice,
@@ -323,7 +311,7 @@ async def store_file(
 async def _save_row(db: Database, invoice: Invoice, doc: InvoiceDocument, fmt: str, values: dict[str, Any]) -> Document:
     """Insert or update the invoice's row for (kind, format) and record PDFGenerated, in one short commit."""
     for attempt in (1, 2):
-        async with _write_session(db) as session:
+        async with db.locked_write_session() as session:
             stmt = select(Document).where(
                 Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt
             )
@@ -469,7 +457,7 @@ async def store_upload_rendering(
         return _stored(current, filename, rendered=False)
     data = await _render(fmt, doc, store)
     stored = await store.storage.put(key, data, content_type=CONTENT_TYPES[fmt])
-    async with _write_session(store.db) as session:
+    async with store.db.locked_write_session() as session:
         row = await session.get(Document, document_id)
         if row is None:
             row = Document(id=document_id, organization_id=organization_id, invoice_id=None, kind="upload", format=fmt)

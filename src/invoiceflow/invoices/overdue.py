@@ -10,8 +10,6 @@ Emits `InvoiceStatusChanged` (sent → overdue) for each invoice it marks, audit
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,17 +33,6 @@ def business_date(moment_utc: datetime, tz: str) -> date:
     if moment_utc.tzinfo is None:
         raise ValueError("moment_utc must be timezone-aware")
     return moment_utc.astimezone(ZoneInfo(tz)).date()
-
-
-@asynccontextmanager
-async def write_session(db: Database) -> AsyncIterator[AsyncSession]:
-    """One job transaction; on SQLite the process's write lock is held for its lifetime only."""
-    if db.write_lock is None:
-        async with db.write_sessions() as session:
-            yield session
-        return
-    async with db.write_lock, db.write_sessions() as session:
-        yield session
 
 
 async def organization_zones(db: Database) -> list[tuple[uuid.UUID, str, list[int]]]:
@@ -142,7 +129,7 @@ async def run_overdue_sweep(db: Database, *, now_utc: datetime) -> dict[str, Any
     for org_id, tz, _policy in await organization_zones(db):
         summary["organizations"] += 1
         day = business_date(now_utc, tz)
-        async with write_session(db) as session:
+        async with db.locked_write_session() as session:
             run = await claim_run(session, name=OVERDUE_SWEEP, organization_id=org_id, business_date=day)
             if run is None:
                 summary["already_ran"] += 1

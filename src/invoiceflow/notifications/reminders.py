@@ -32,7 +32,7 @@ from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.models import ScheduleRun
 from invoiceflow.documents.service import DocumentStore
 from invoiceflow.invoices.models import Invoice
-from invoiceflow.invoices.overdue import business_date, organization_zones, write_session
+from invoiceflow.invoices.overdue import business_date, organization_zones
 from invoiceflow.notifications.models import NotificationDelivery
 from invoiceflow.notifications.service import (
     DeliveryInProgress,
@@ -110,7 +110,7 @@ def _run_filter(organization_id: uuid.UUID, day: date) -> Any:
 
 async def _start_run(db: Database, organization_id: uuid.UUID, day: date) -> bool:
     """Record the run as started; False when it already finished that day."""
-    async with write_session(db) as session:
+    async with db.locked_write_session() as session:
         run = (await session.execute(_run_filter(organization_id, day))).scalar_one_or_none()
         if run is not None:
             return run.finished_at is None
@@ -126,7 +126,7 @@ async def _start_run(db: Database, organization_id: uuid.UUID, day: date) -> boo
 
 
 async def _finish_run(db: Database, organization_id: uuid.UUID, day: date, result: dict[str, Any]) -> None:
-    async with write_session(db) as session:
+    async with db.locked_write_session() as session:
         run = (await session.execute(_run_filter(organization_id, day))).scalar_one()
         run.finished_at = utcnow()
         run.result = result

@@ -199,11 +199,7 @@ def _describe(exc: BaseException) -> str:
 async def _write_session(source: SessionSource) -> AsyncIterator[AsyncSession]:
     """A short write transaction; on SQLite the process's write lock is held for its lifetime only."""
     if isinstance(source, Database):
-        if source.write_lock is None:
-            async with source.write_sessions() as session:
-                yield session
-            return
-        async with source.write_lock, source.write_sessions() as session:
+        async with source.locked_write_session() as session:
             yield session
         return
     async with source() as session:

@@ -210,16 +210,9 @@ class DeliveryState:
 @asynccontextmanager
 async def _write(db: Database) -> AsyncIterator[AsyncSession]:
     """A short write transaction, queued behind the process's other SQLite writers."""
-    lock = db.write_lock
-    if lock is not None:
-        await lock.acquire()
-    try:
-        async with db.write_sessions() as session:
-            yield session
-            await session.commit()
-    finally:
-        if lock is not None:
-            lock.release()
+    async with db.locked_write_session() as session:
+        yield session
+        await session.commit()
 
 
 async def due_deliveries(db: Database, now: datetime, limit: int = 100) -> list[uuid.UUID]:
