@@ -106,10 +106,11 @@ TABLES = (
 
 # Owner requests that cannot succeed in the sweep's app, with the answer that shows they passed the tenancy
 # check: that app runs no workflows (tests/conftest.py), so an upload stays queued and has no files yet, and
-# its workflow is not failed, which a retry needs.
+# its workflow is not failed, which a retry needs; the integration job has finished, so there is nothing to cancel.
 OWNER_ANSWERS: dict[tuple[str, str], tuple[int, str]] = {
     ("GET", "/api/v1/documents/{upload_id}/download"): (409, "DOCUMENT_NOT_READY"),
     ("POST", "/api/v1/workflows/{workflow_id}/retry"): (409, "WORKFLOW_NOT_FAILED"),
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): (409, "JOB_FINISHED"),
 }
 
 

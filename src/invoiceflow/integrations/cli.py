@@ -3,8 +3,10 @@
 `sync run` runs one job to its end: for an integration named by `--integration` (name or id), or for a source
 and destination given as `--source` / `--dest` (an http(s) URL, a folder path, or `invoiceflow`), which are
 saved as an integration (named by `--integration`, default "cli") so that its cursor and the dedupe ledger
-carry over to the next run. Exit status: 0 when the job completed (also with invoice errors), 1 when it
-failed, 2 for a usage error.
+carry over to the next run. Exit status: 0 when the job completed (also with invoice errors) or was
+cancelled, 1 when it failed, 2 for a usage error.
+
+`sync cancel JOB` stops a job (as `POST /api/v1/jobs/{id}/cancel` does).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from invoiceflow.core.errors import AppError
 from invoiceflow.core.models import Organization
 from invoiceflow.core.settings import Settings, get_settings
 from invoiceflow.integrations import jobs, service
+from invoiceflow.integrations.jobs import core as jobs_core
 from invoiceflow.integrations.models import Integration, IntegrationJob
 from invoiceflow.integrations.schemas import ConnectorIn, IntegrationCreate, IntegrationUpdate
 
@@ -232,7 +235,7 @@ def sync_run(
     except AppError as exc:
         _fail(f"{exc.code}: {exc.message}")
     console.print(_results_table(job))
-    style = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
+    style = {"completed": "green", "completed_with_errors": "yellow", "cancelled": "yellow"}.get(job.status, "red")
     console.print(f"[{style}]{job.status}[/{style}]" + (f": {escape(job.error)}" if job.error else ""))
     if job.status == "failed":
         raise typer.Exit(1)
@@ -293,6 +296,33 @@ def sync_jobs(
             str(job.failed),
         )
     console.print(table)
+
+
+@app.command("cancel")
+def sync_cancel(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Stop a job: a queued one is cancelled now; a running one records the page it is pushing, fetches no
+    other and ends `cancelled`. Exit status 1 when the job had ended already."""
+    settings = get_settings()
+    try:
+        wanted = uuid.UUID(job_id)
+    except ValueError:
+        _fail("not a job id")
+
+    async def work(db: Database) -> tuple[IntegrationJob, bool]:
+        async with jobs_core.write_session(db) as session:
+            job = await session.get(IntegrationJob, wanted)
+            if job is None:
+                _fail("no such job")
+            return await jobs_core.cancel_job(session, system_actor(job.organization_id), job)
+
+    try:
+        job, cancelled_now = asyncio.run(_with_db(settings, work))
+    except jobs_core.JobFinished as exc:
+        _fail(f"{exc.code}: {exc.message}", 1)
+    if cancelled_now:
+        console.print(f"job [bold]{job.id}[/bold] [yellow]cancelled[/yellow] (it had not started)")
+    else:
+        console.print(f"job [bold]{job.id}[/bold] [yellow]stopping[/yellow]: it ends after the page it is pushing")
 
 
 @app.command("show")

@@ -116,6 +116,9 @@ class IntegrationJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A user asked to stop the job (POST /jobs/{id}/cancel). A running job is never flipped to `cancelled`
+    # from outside: its runner stops at the next page boundary and `finish_job` ends it (jobs/run.py).
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IntegrationJobItem(Base):

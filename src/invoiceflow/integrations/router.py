@@ -153,6 +153,36 @@ async def get_job(job_id: uuid.UUID, actor: ActorDep, session: SessionDep) -> Re
     return envelope(service.job_read(job, await service.job_errors(session, job.id)))
 
 
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=Envelope[JobRead],
+    responses={200: {"description": "The job was queued: it is cancelled now", "model": Envelope[JobRead]}},
+    tags=["jobs"],
+)
+async def cancel_job(
+    job_id: uuid.UUID, actor: ActorDep, session: SessionDep, request: Request, key: IdemKey = None
+) -> Response:
+    """Stop a job, keeping everything it recorded. Members may cancel, as they may start runs.
+
+    * queued (not started): cancelled now → **200**, status `cancelled`; it pushes nothing.
+    * running: the stop is requested → **202**, `cancel_requested_at` set, status still `running`. The page
+      being pushed is finished and recorded (every invoice the destination accepted is in the job's items and
+      the dedupe ledger); no further page is fetched, and the job ends `cancelled` (follow it at
+      `/jobs/{job_id}`). A request that arrives after its last page leaves it `completed`. Asking again answers
+      202 with the first request's time.
+    * finished (`completed`, `completed_with_errors`, `failed`, `cancelled`): **409** `JOB_FINISHED`, with the
+      status in `details`; nothing changes.
+    """
+    record = await idempotency.begin(session, actor.organization_id, key, request.url.path, {})
+    job = await service.get_job(session, actor, job_id)
+    job, cancelled_now = await jobs.cancel_job(session, actor, job)
+    status_code = 200 if cancelled_now else 202
+    out = service.job_read(job, await service.job_errors(session, job.id)).model_dump(mode="json")
+    idempotency.complete(record, status_code, out)
+    return envelope(out, status_code=status_code)
+
+
 @router.get("/jobs/{job_id}/items", response_model=Envelope[JobItemPage], tags=["jobs"])
 async def list_job_items(
     job_id: uuid.UUID, actor: ActorDep, session: SessionDep, filters: Annotated[JobItemFilters, Query()]

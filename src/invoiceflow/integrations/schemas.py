@@ -184,6 +184,9 @@ class JobRead(OutputModel):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    cancel_requested_at: datetime | None = Field(
+        description="When a user asked to stop the job (POST /jobs/{job_id}/cancel); null = never"
+    )
     duration_seconds: float | None
     results: JobResults
     error: str | None

@@ -401,6 +401,7 @@ def job_read(job: IntegrationJob, errors: list[IntegrationJobItem] | None = None
         created_at=job.created_at,
         started_at=job.started_at,
         completed_at=job.completed_at,
+        cancel_requested_at=job.cancel_requested_at,
         duration_seconds=duration,
         results=JobResults(
             total_invoices=job.total,

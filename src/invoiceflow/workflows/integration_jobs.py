@@ -76,7 +76,14 @@ async def job_page(organization_id: str, job_id: str, page_no: int) -> dict[str,
         await jobs.start_job(deps.db, uuid.UUID(job_id))  # take the lock back if it is free, then try again
         raise
     failpoint("integration.page")  # the page is recorded and pushed; DBOS has not recorded the step
-    return {"more": result.more, "sent": result.sent, "fetched": result.fetched, "error": result.error}
+    # `more` is False once the job was asked to stop (`cancelled`): the workflow goes on to job_finish.
+    return {
+        "more": result.more,
+        "sent": result.sent,
+        "fetched": result.fetched,
+        "error": result.error,
+        "cancelled": result.cancelled,
+    }
 
 
 @durable_step(WORKFLOW, "job_finish")

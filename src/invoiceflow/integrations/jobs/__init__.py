@@ -5,7 +5,10 @@ The job is built from four calls a durable workflow can wrap (each is safe to ru
 * `create_job(session, actor, integration, …)`: the job row, in the caller's transaction (flush only);
 * `start_job(db, job_id)`: takes the integration's run lock (see below); True when this job holds it;
 * `process_page(db, job_id, page_no)`: one page, recorded or replayed (a DBOS step);
-* `finish_job(db, job_id, error=…)`: final status, counters, duration, lock released, metrics and Slack.
+* `finish_job(db, job_id, error=…)`: final status, counters, duration, lock released, metrics and Slack;
+* `cancel_job(session, actor, job)`: a queued job is cancelled at once; a running one is asked to stop
+  (`cancel_requested_at`): `process_page` fetches no further page, and `finish_job` ends it `cancelled`.
+  A page already pushing is recorded first, so every push the destination accepted is in the ledger.
 
 `run_job` strings them together in-process (the API's fallback, the command line, tests).
 
@@ -47,6 +50,7 @@ from invoiceflow.integrations.jobs.core import (
     JobNotFound,
     JobSummary,
     PageResult,
+    cancel_job,
     create_job,
     start_job,
 )
@@ -67,6 +71,7 @@ __all__ = [
     "JobNotFound",
     "JobSummary",
     "PageResult",
+    "cancel_job",
     "close_connectors",
     "create_job",
     "create_scheduled_jobs",

@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from invoiceflow.core import metrics
 from invoiceflow.core.context import Actor
 from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.errors import Conflict
-from invoiceflow.core.records import record_audit
+from invoiceflow.core.records import record_audit, record_event
 from invoiceflow.integrations.connectors.base import (
     Destination,
     Source,
@@ -46,6 +47,12 @@ class JobNotFound(LookupError):
     pass
 
 
+class JobFinished(Conflict):
+    """The job has ended already: there is nothing left to stop."""
+
+    code = "JOB_FINISHED"
+
+
 @dataclass(frozen=True, slots=True)
 class PageResult:
     """What one page did. `more`: call `process_page` with the next page number. `replayed`: the page had
@@ -60,6 +67,9 @@ class PageResult:
     changed: int = 0
     more: bool = False
     replayed: bool = False
+    # The job was asked to stop (`cancel_requested_at`) before this page was begun: nothing of it was recorded
+    # or pushed, and there is no next page.
+    cancelled: bool = False
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -102,20 +112,13 @@ def summary_of(job: IntegrationJob) -> JobSummary:
 @asynccontextmanager
 async def write_session(db: Database) -> AsyncIterator[AsyncSession]:
     """One short write transaction, committed on success; on SQLite the process's write lock is held."""
-    lock = db.write_lock
-    if lock is not None:
-        await lock.acquire()
-    try:
-        async with db.write_sessions() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-    finally:
-        if lock is not None:
-            lock.release()
+    async with db.locked_write_session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 async def load_job(session: AsyncSession, job_id: uuid.UUID) -> tuple[IntegrationJob, Integration]:
@@ -230,11 +233,127 @@ async def start_job(db: Database, job_id: uuid.UUID) -> bool:
             await session.rollback()
             return False
         now = utcnow()
+        values: dict[str, Any] = {"status": "running", "updated_at": now}
         if job.started_at is None:
-            job.started_at = now
+            values["started_at"] = now
             # Plain jobs continue from the integration; forced and filtered ones read the source from the start.
             plain = not job.force_processing and job.invoice_ids is None
-            job.cursor = integration.cursor if plain else None
-        job.status = "running"
-        job.updated_at = now
+            values["cursor"] = integration.cursor if plain else None
+        # Guarded by the status: a queued job cancelled meanwhile (`cancel_job`) stays cancelled.
+        started = await session.execute(
+            update(IntegrationJob)
+            .where(IntegrationJob.id == job.id, IntegrationJob.status.not_in(FINAL_STATUSES))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if started.rowcount != 1:  # type: ignore[attr-defined]
+            await session.rollback()
+            return False
     return True
+
+
+# --- cancelling --------------------------------------------------------------------------------------------
+
+
+def job_event_payload(job: IntegrationJob) -> dict[str, Any]:
+    """The payload of the events that end a job (`IntegrationJobCompleted`, `…Failed`, `…Cancelled`)."""
+    return {
+        "job_id": str(job.id),
+        "integration_id": str(job.integration_id),
+        "status": job.status,
+        "total": job.total,
+        "processed": job.processed,
+        "failed": job.failed,
+        "duplicates": job.duplicates,
+        "invalid": job.invalid,
+        "changed": job.changed,
+        "error": job.error,
+    }
+
+
+def _finished(job: IntegrationJob) -> JobFinished:
+    return JobFinished(
+        f"The job has ended already ({job.status}): there is nothing to cancel",
+        details={"job_id": str(job.id), "status": job.status},
+    )
+
+
+async def cancel_job(session: AsyncSession, actor: Actor, job: IntegrationJob) -> tuple[IntegrationJob, bool]:
+    """Stop a job, in the caller's transaction (flushed, not committed). Returns the job and whether it is
+    cancelled already (True: it was queued) or will stop at its next page boundary (False: it is running).
+
+    A queued job has pushed nothing: it is cancelled at once (its runner then finds it finished). A running one
+    is never flipped from here: a page between its two transactions would lose what the destination accepted.
+    Only `cancel_requested_at` is set; the runner fetches no further page and `finish_job` ends the job as
+    `cancelled`. Asking again changes nothing (the first request's time stays). Raises `JobFinished` for a
+    finished job. Every write is guarded by the status, so a runner starting or finishing the job meanwhile
+    wins and this answers what it found.
+    """
+    if job.status in FINAL_STATUSES:
+        raise _finished(job)
+    now = utcnow()
+    cancelled = await session.execute(
+        update(IntegrationJob)
+        .where(IntegrationJob.id == job.id, IntegrationJob.status == "queued")
+        .values(status="cancelled", cancel_requested_at=now, completed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if cancelled.rowcount == 1:  # type: ignore[attr-defined]
+        # A queued job does not hold the run lock (start_job takes it and marks it running at once); release it
+        # anyway should it ever do, so that the integration's next job is not kept waiting for a lease.
+        await session.execute(
+            update(Integration)
+            .where(Integration.id == job.integration_id, Integration.active_job_id == job.id)
+            .values(active_job_id=None, active_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        job = await _reload(session, job.id)
+        record_event(
+            session,
+            organization_id=job.organization_id,
+            type="IntegrationJobCancelled",
+            resource_type="integration_job",
+            resource_id=job.id,
+            payload=job_event_payload(job),
+        )
+        record_audit(
+            session,
+            actor,
+            action="integration.job.cancel",
+            resource_type="integration_job",
+            resource_id=job.id,
+            details={"integration_id": str(job.integration_id), "status": "queued"},
+        )
+        await session.flush()
+        metrics.integration_jobs_total.labels(trigger=job.job_type, status="cancelled").inc()
+        return job, True
+    requested = await session.execute(
+        update(IntegrationJob)
+        .where(
+            IntegrationJob.id == job.id,
+            IntegrationJob.status.not_in(FINAL_STATUSES),
+            IntegrationJob.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    job = await _reload(session, job.id)
+    if job.status in FINAL_STATUSES:
+        raise _finished(job)
+    if requested.rowcount == 1:  # type: ignore[attr-defined]
+        record_audit(
+            session,
+            actor,
+            action="integration.job.cancel",
+            resource_type="integration_job",
+            resource_id=job.id,
+            details={"integration_id": str(job.integration_id), "status": job.status},
+        )
+        await session.flush()
+    return job, False
+
+
+async def _reload(session: AsyncSession, job_id: uuid.UUID) -> IntegrationJob:
+    job = await session.get(IntegrationJob, job_id, populate_existing=True)
+    assert job is not None  # the caller loaded it in this transaction
+    return job

@@ -115,9 +115,15 @@ async def process_page(
     run pushes nothing that the first run's items do not name, always with the same Idempotency-Key.
     Raises `IntegrationBusy` when another job holds the integration's run lock, `ExternalApiError` when the
     source cannot be read, and whatever else stops it; the job then ends with `finish_job(error=…)`.
+
+    A job asked to stop (`cancel_requested_at`) starts no new page: the answer is `cancelled`, with no next
+    page, and nothing is fetched or pushed. A page already begun (its items recorded by transaction A, e.g.
+    before a crash) is still finished, so every push the destination may have accepted reaches the ledger.
     """
     try:
         return await _process_page(db, job_id, page_no, settings=settings, connectors=connectors)
+    except _Cancelled:
+        return PageResult(page_no=page_no, more=False, cancelled=True)
     except _Recorded:
         async with db.read_sessions() as session:
             job, _ = await load_job(session, job_id)
@@ -154,6 +160,10 @@ async def _process_page(
         if page_no == job.pages_done:  # nothing left to fetch
             return PageResult(page_no=page_no, more=False, replayed=True, error=job.error)
         return result
+    if job.cancel_requested_at is not None:  # the page boundary: stop before fetching a page not begun
+        async with db.read_sessions() as session:
+            if not await _page_begun(session, job.id, page_no):
+                raise _Cancelled()
 
     opened = await open_connectors(db, settings, job, integration, connectors)
     wanted = set(job.invoice_ids) if job.invoice_ids is not None else None
@@ -173,6 +183,9 @@ async def _process_page(
         job, integration = await load_job(session, job_id)
         if job.pages_done != page_no or job.status in FINAL_STATUSES:
             raise _Recorded()
+        # Asked to stop while the page was fetched: nothing of it is recorded or pushed yet, so stop here too.
+        if job.cancel_requested_at is not None and not await _page_begun(session, job.id, page_no):
+            raise _Cancelled()
         existing = {
             item.source_id: item
             for item in (
@@ -371,6 +384,21 @@ _ITEMS = cast(Table, IntegrationJobItem.__table__)
 
 class _Recorded(Exception):
     """The page was recorded by another run of the same step meanwhile."""
+
+
+class _Cancelled(Exception):
+    """The job was asked to stop before this page was begun."""
+
+
+async def _page_begun(session: AsyncSession, job_id: uuid.UUID, page_no: int) -> bool:
+    """Transaction A of the page was committed (by this run or an interrupted one): some of its documents may
+    have been pushed, so the page must be finished and recorded, cancelled or not."""
+    found = await session.execute(
+        select(IntegrationJobItem.id)
+        .where(IntegrationJobItem.job_id == job_id, IntegrationJobItem.page_no == page_no)
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 def _item_row(

@@ -22,6 +22,7 @@ from invoiceflow.integrations.jobs.core import (
     JobSummary,
     PageResult,
     busy,
+    job_event_payload,
     load_job,
     log,
     start_job,
@@ -37,10 +38,16 @@ from invoiceflow.integrations.models import (
 
 # --- finishing ---------------------------------------------------------------------------------------------
 
+_EVENTS = {"failed": "IntegrationJobFailed", "cancelled": "IntegrationJobCancelled"}
+
 
 def _final_status(job: IntegrationJob) -> str:
     if job.error is not None:
         return "failed"
+    # Asked to stop and stopped before the end of its source: what it recorded stays (items, ledger, counters).
+    # A request that came after the last page was recorded changed nothing: the job completed.
+    if job.cancel_requested_at is not None and not job.source_exhausted:
+        return "cancelled"
     if job.failed or job.invalid or job.changed:
         return "completed_with_errors"
     return "completed"
@@ -54,9 +61,10 @@ async def finish_job(
     error: str | None = None,
     notifier: Any = None,
 ) -> JobSummary:
-    """End the job: final status from its counters (`failed` when it has an error), completion time, the run
-    lock released, connectors closed; then metrics, an event, and Slack (on failure; on success when the
-    integration asks for it). A finished job is left as it is and nothing is sent again: safe to call twice.
+    """End the job: final status from its counters (`failed` when it has an error, `cancelled` when it stopped
+    early because a user asked it to), completion time, the run lock released, connectors closed; then
+    metrics, an event, and Slack (on failure; for any other outcome, cancelled too, when the integration asks
+    for it). A finished job is left as it is and nothing is sent again: safe to call twice.
 
     `notifier`: a `notifications.service.Notifier`; by default one from the settings (Slack only when
     INVOICEFLOW_SLACK_WEBHOOK_URL is set).
@@ -81,21 +89,10 @@ async def finish_job(
         record_event(
             session,
             organization_id=job.organization_id,
-            type="IntegrationJobFailed" if job.status == "failed" else "IntegrationJobCompleted",
+            type=_EVENTS.get(job.status, "IntegrationJobCompleted"),
             resource_type="integration_job",
             resource_id=job.id,
-            payload={
-                "job_id": str(job.id),
-                "integration_id": str(integration.id),
-                "status": job.status,
-                "total": job.total,
-                "processed": job.processed,
-                "failed": job.failed,
-                "duplicates": job.duplicates,
-                "invalid": job.invalid,
-                "changed": job.changed,
-                "error": job.error,
-            },
+            payload=job_event_payload(job),
         )
         summary = summary_of(job)
         notify_success = integration.notify_on_success
@@ -133,7 +130,7 @@ async def _notify(
                 details_url=details_url,
             )
         else:
-            icon = ":white_check_mark:" if summary.status == "completed" else ":warning:"
+            icon = {"completed": ":white_check_mark:", "cancelled": ":no_entry_sign:"}.get(summary.status, ":warning:")
             text = (
                 f"{icon} integration *{slack_escape(name)}* job `{summary.job_id}` {summary.status}: "
                 f"{slack_escape(results)}\n<{slack_escape(details_url)}|Open the job>"
