@@ -110,55 +110,46 @@ async def _prepare(
     force: bool,
 ) -> uuid.UUID:
     """The integration (found, created or updated from --source/--dest) and a queued job for it, committed."""
-    lock = db.write_lock
-    if lock is not None:
-        await lock.acquire()
-    try:
-        async with db.write_sessions() as session:
-            organization = await _organization(session, org) if (org or source or dest) else None
-            org_id = organization.id if organization is not None else None
-            integration = await _find(session, name or "cli", org_id) if (name or source or dest) else None
-            if source or dest:
-                assert organization is not None
-                actor = system_actor(organization.id)
-                if integration is None:
-                    if not (source and dest):
-                        _fail("a new integration needs both --source and --dest")
-                    data = IntegrationCreate(
-                        name=name or "cli",
-                        source=_connector(source, source_token),
-                        destination=_connector(dest, dest_token),
-                    )
-                    integration = await service.create_integration(
-                        session, actor, data, settings=settings, trusted=True
-                    )
-                else:
-                    update = IntegrationUpdate(
-                        source=_connector(source, source_token) if source else None,
-                        destination=_connector(dest, dest_token) if dest else None,
-                    )
-                    integration = await service.update_integration(
-                        session, actor, integration.id, update, settings=settings, trusted=True
-                    )
-            elif integration is None:
-                if name:
-                    _fail(f"no integration {name!r}")
-                _fail("name an integration (--integration NAME|ID) or give --source and --dest")
-            if not integration.enabled:
-                _fail(f"the integration {integration.name!r} is disabled")
-            job = await jobs.create_job(
-                session,
-                system_actor(integration.organization_id),
-                integration,
-                job_type="manual",
-                force_processing=force,
-                trigger="cli",
-            )
-            await session.commit()
-            return job.id
-    finally:
-        if lock is not None:
-            lock.release()
+    async with db.locked_write_session() as session:
+        organization = await _organization(session, org) if (org or source or dest) else None
+        org_id = organization.id if organization is not None else None
+        integration = await _find(session, name or "cli", org_id) if (name or source or dest) else None
+        if source or dest:
+            assert organization is not None
+            actor = system_actor(organization.id)
+            if integration is None:
+                if not (source and dest):
+                    _fail("a new integration needs both --source and --dest")
+                data = IntegrationCreate(
+                    name=name or "cli",
+                    source=_connector(source, source_token),
+                    destination=_connector(dest, dest_token),
+                )
+                integration = await service.create_integration(session, actor, data, settings=settings, trusted=True)
+            else:
+                update = IntegrationUpdate(
+                    source=_connector(source, source_token) if source else None,
+                    destination=_connector(dest, dest_token) if dest else None,
+                )
+                integration = await service.update_integration(
+                    session, actor, integration.id, update, settings=settings, trusted=True
+                )
+        elif integration is None:
+            if name:
+                _fail(f"no integration {name!r}")
+            _fail("name an integration (--integration NAME|ID) or give --source and --dest")
+        if not integration.enabled:
+            _fail(f"the integration {integration.name!r} is disabled")
+        job = await jobs.create_job(
+            session,
+            system_actor(integration.organization_id),
+            integration,
+            job_type="manual",
+            force_processing=force,
+            trigger="cli",
+        )
+        await session.commit()
+        return job.id
 
 
 def _results_table(job: IntegrationJob) -> Table:

@@ -82,26 +82,19 @@ class InvoiceflowDestination:
         self, document: bytes, *, idempotency_key: str, filename: str, content_type: str = "application/xml"
     ) -> PushResult:
         actor = system_actor(self.organization_id)
-        lock = self.db.write_lock
-        if lock is not None:
-            await lock.acquire()
-        try:
-            async with self.db.write_sessions() as session:
-                try:
-                    imported = await import_document(
-                        session, actor, document, storage=self.storage, validator=self.validator
-                    )
-                except AppError as exc:
-                    await session.rollback()
-                    body = orjson.dumps({"code": exc.code, "message": exc.message, "details": exc.details}).decode()
-                    if exc.code == "DUPLICATE_INVOICE":
-                        existing: Any = exc.details.get("existing_invoice_id")
-                        return PushResult("duplicate", exc.status_code, existing, keep(body), 1)
-                    return PushResult("rejected", exc.status_code, None, keep(body), 1)
-                await session.commit()
-        finally:
-            if lock is not None:
-                lock.release()
+        async with self.db.locked_write_session() as session:
+            try:
+                imported = await import_document(
+                    session, actor, document, storage=self.storage, validator=self.validator
+                )
+            except AppError as exc:
+                await session.rollback()
+                body = orjson.dumps({"code": exc.code, "message": exc.message, "details": exc.details}).decode()
+                if exc.code == "DUPLICATE_INVOICE":
+                    existing: Any = exc.details.get("existing_invoice_id")
+                    return PushResult("duplicate", exc.status_code, existing, keep(body), 1)
+                return PushResult("rejected", exc.status_code, None, keep(body), 1)
+            await session.commit()
         invoice_id = str(imported.invoice.id)
         return PushResult("accepted", 201, invoice_id, keep(orjson.dumps({"id": invoice_id}).decode()), 1)
 
