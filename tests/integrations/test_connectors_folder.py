@@ -27,11 +27,6 @@ CII = EXAMPLES / "cii" / "en16931__CII_example1.xml"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def inbox(tmp_path: Path) -> Path:
     if not UBL.is_file():
         pytest.skip(f"e-invoicing examples not found at {EXAMPLES}")

@@ -41,11 +41,6 @@ pytestmark = pytest.mark.anyio
 FAST = {"timeout_seconds": 0.3, "retry_base_delay_seconds": 0.01, "retry_max_delay_seconds": 0.05}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def examples() -> list[Document]:
     examples_dir = locate_rules_dir() / "examples"

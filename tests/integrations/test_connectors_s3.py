@@ -21,11 +21,6 @@ CII = EXAMPLES / "cii" / "en16931__CII_example1.xml"
 SECRETS = {"access_key_id": ACCESS_KEY_ID, "secret_access_key": SECRET_ACCESS_KEY}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     with run_s3_server() as endpoint:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from invoiceflow.core.db import Database, utcnow
@@ -26,11 +24,6 @@ from invoiceflow.integrations.dedupe import (
 )
 from invoiceflow.integrations.models import SentRecord
 from tests.integrations.helpers import examples, make_org
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.parametrize("document", examples(), ids=lambda d: d[0])
@@ -94,15 +87,6 @@ def test_keys_are_derived_from_destination_invoice_and_content() -> None:
     assert len(key) <= 100
     assert key.isascii()
     assert key.isprintable()
-
-
-@pytest.fixture
-async def database(database_url: str, client: TestClient) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.mark.anyio

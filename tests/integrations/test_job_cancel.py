@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,21 +259,6 @@ def test_a_stop_asked_while_a_page_is_fetched_pushes_nothing_of_it(
     assert all_items(api, account, job_id) == []
     assert destination.received_count == 0
     assert ledger_of(db, job_id) == set()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def database(database_url: str, client: TestClient) -> AsyncIterator[Database]:
-    """The application's engines, on a database emptied by the `client` fixture."""
-    db = Database(database_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.mark.anyio

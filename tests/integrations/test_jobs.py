@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from invoiceflow.core.db import Database
@@ -35,21 +34,6 @@ from tests.integrations.helpers import (
     valid_unique_examples,
 )
 from tests.integrations.partners import DestinationServer, Fault, SourceServer
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def database(database_url: str, client: TestClient) -> AsyncIterator[Database]:
-    """The application's engines, on a database emptied by the `client` fixture."""
-    db = Database(database_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture

@@ -27,11 +27,6 @@ pytestmark = pytest.mark.anyio
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.t = 100.0
