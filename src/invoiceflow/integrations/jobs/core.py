@@ -209,6 +209,16 @@ async def hold_lock(session: AsyncSession, job_id: uuid.UUID, integration_id: uu
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def release_lock(session: AsyncSession, job_id: uuid.UUID, integration_id: uuid.UUID) -> None:
+    """Give the integration's run lock up, if this job holds it."""
+    await session.execute(
+        update(Integration)
+        .where(Integration.id == integration_id, Integration.active_job_id == job_id)
+        .values(active_job_id=None, active_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def busy(integration_id: uuid.UUID) -> IntegrationBusy:
     return IntegrationBusy(
         "Another job of this integration is running", details={"integration_id": str(integration_id)}
@@ -301,12 +311,7 @@ async def cancel_job(session: AsyncSession, actor: Actor, job: IntegrationJob) -
     if cancelled.rowcount == 1:  # type: ignore[attr-defined]
         # A queued job does not hold the run lock (start_job takes it and marks it running at once); release it
         # anyway should it ever do, so that the integration's next job is not kept waiting for a lease.
-        await session.execute(
-            update(Integration)
-            .where(Integration.id == job.integration_id, Integration.active_job_id == job.id)
-            .values(active_job_id=None, active_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await release_lock(session, job.id, job.integration_id)
         job = await _reload(session, job.id)
         record_event(
             session,
@@ -316,14 +321,7 @@ async def cancel_job(session: AsyncSession, actor: Actor, job: IntegrationJob) -
             resource_id=job.id,
             payload=job_event_payload(job),
         )
-        record_audit(
-            session,
-            actor,
-            action="integration.job.cancel",
-            resource_type="integration_job",
-            resource_id=job.id,
-            details={"integration_id": str(job.integration_id), "status": "queued"},
-        )
+        _audit_cancel(session, actor, job, was="queued")
         await session.flush()
         metrics.integration_jobs_total.labels(trigger=job.job_type, status="cancelled").inc()
         return job, True
@@ -341,16 +339,21 @@ async def cancel_job(session: AsyncSession, actor: Actor, job: IntegrationJob) -
     if job.status in FINAL_STATUSES:
         raise _finished(job)
     if requested.rowcount == 1:  # type: ignore[attr-defined]
-        record_audit(
-            session,
-            actor,
-            action="integration.job.cancel",
-            resource_type="integration_job",
-            resource_id=job.id,
-            details={"integration_id": str(job.integration_id), "status": job.status},
-        )
+        _audit_cancel(session, actor, job, was=job.status)
         await session.flush()
     return job, False
+
+
+def _audit_cancel(session: AsyncSession, actor: Actor, job: IntegrationJob, *, was: str) -> None:
+    details = {"integration_id": str(job.integration_id), "status": was}
+    record_audit(
+        session,
+        actor,
+        action="integration.job.cancel",
+        resource_type="integration_job",
+        resource_id=job.id,
+        details=details,
+    )
 
 
 async def _reload(session: AsyncSession, job_id: uuid.UUID) -> IntegrationJob:

@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import update
-
 from invoiceflow.core import metrics
 from invoiceflow.core.db import Database, utcnow
 from invoiceflow.core.errors import AppError
@@ -25,6 +23,7 @@ from invoiceflow.integrations.jobs.core import (
     job_event_payload,
     load_job,
     log,
+    release_lock,
     start_job,
     summary_of,
     write_session,
@@ -32,7 +31,6 @@ from invoiceflow.integrations.jobs.core import (
 from invoiceflow.integrations.jobs.pages import process_page
 from invoiceflow.integrations.models import (
     FINAL_STATUSES,
-    Integration,
     IntegrationJob,
 )
 
@@ -80,12 +78,7 @@ async def finish_job(
         job.status = _final_status(job)
         job.started_at = job.started_at or now
         job.completed_at = job.updated_at = now
-        await session.execute(
-            update(Integration)
-            .where(Integration.id == integration.id, Integration.active_job_id == job.id)
-            .values(active_job_id=None, active_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await release_lock(session, job.id, integration.id)
         record_event(
             session,
             organization_id=job.organization_id,
