@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,6 +227,11 @@ async def ensure_document(
     return await ensure_rendered(session, invoice, doc, fmt, store)
 
 
+def _row_of(invoice: Invoice, doc: InvoiceDocument, fmt: str) -> Select[tuple[Document]]:
+    """The invoice's one document row for the document's kind and `fmt`."""
+    return select(Document).where(Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt)
+
+
 async def ensure_rendered(
     session: AsyncSession, invoice: Invoice, doc: InvoiceDocument, fmt: DocumentFormat, store: DocumentStore
 ) -> StoredDocument:
@@ -234,14 +239,9 @@ async def ensure_rendered(
     document model."""
     checksum = source_checksum(doc)
     version = template_version(fmt, store)
-    key = document_key(invoice.organization_id, invoice.id, doc.kind, fmt, _render_id(checksum, version))
     filename = download_filename(doc.number or None, invoice.id, fmt)
 
-    current = (
-        await session.execute(
-            select(Document).where(Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt)
-        )
-    ).scalar_one_or_none()
+    current = (await session.execute(_row_of(invoice, doc, fmt))).scalar_one_or_none()
     if current is not None and await store.storage.exists(current.storage_key):
         unchanged = current.source_checksum == checksum and current.template_version == version
         # Once an invoice has left draft its document is the one that was issued: a later change to the
@@ -250,20 +250,7 @@ async def ensure_rendered(
             return _stored(current, filename, rendered=False)
 
     data = await _render(fmt, doc, store)
-    stored = await store.storage.put(key, data, content_type=CONTENT_TYPES[fmt])
-    values: dict[str, Any] = {
-        "storage_key": key,
-        "content_type": CONTENT_TYPES[fmt],
-        "sha256": stored.sha256,
-        "size_bytes": stored.size,
-        "template_version": version,
-        "source_checksum": checksum,
-        "created_at": utcnow(),
-    }
-    row = await _save_row(store.db, invoice, doc, fmt, values)
-    # The file of a previous rendering stays where it is: a download that read the old row may still be
-    # opening it. Removing superseded files belongs to a sweep that can see which keys rows still name.
-    return _stored(row, filename, rendered=True)
+    return await _store_new(store, invoice, doc, fmt, data, CONTENT_TYPES[fmt], version, checksum)
 
 
 async def store_file(
@@ -284,15 +271,23 @@ async def store_file(
     checksum = source_checksum(doc)
     filename = download_filename(doc.number or None, invoice.id, fmt)
     async with store.db.read_sessions() as session:
-        current = (
-            await session.execute(
-                select(Document).where(
-                    Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt
-                )
-            )
-        ).scalar_one_or_none()
+        current = (await session.execute(_row_of(invoice, doc, fmt))).scalar_one_or_none()
     if current is not None and (current.source_checksum == checksum or invoice.status != "draft"):
         return _stored(current, filename, rendered=False)
+    return await _store_new(store, invoice, doc, fmt, data, content_type, version, checksum)
+
+
+async def _store_new(
+    store: DocumentStore,
+    invoice: Invoice,
+    doc: InvoiceDocument,
+    fmt: str,
+    data: bytes,
+    content_type: str,
+    version: str,
+    checksum: str,
+) -> StoredDocument:
+    """Write a new rendering under its content-derived key, then point the invoice's row at it."""
     key = document_key(invoice.organization_id, invoice.id, doc.kind, fmt, _render_id(checksum, version))
     stored = await store.storage.put(key, data, content_type=content_type)
     values: dict[str, Any] = {
@@ -305,17 +300,16 @@ async def store_file(
         "created_at": utcnow(),
     }
     row = await _save_row(store.db, invoice, doc, fmt, values)
-    return _stored(row, filename, rendered=True)
+    # The file of a previous rendering stays where it is: a download that read the old row may still be
+    # opening it. Removing superseded files belongs to a sweep that can see which keys rows still name.
+    return _stored(row, download_filename(doc.number or None, invoice.id, fmt), rendered=True)
 
 
 async def _save_row(db: Database, invoice: Invoice, doc: InvoiceDocument, fmt: str, values: dict[str, Any]) -> Document:
     """Insert or update the invoice's row for (kind, format) and record PDFGenerated, in one short commit."""
     for attempt in (1, 2):
         async with db.locked_write_session() as session:
-            stmt = select(Document).where(
-                Document.invoice_id == invoice.id, Document.kind == doc.kind, Document.format == fmt
-            )
-            row = (await session.execute(stmt.with_for_update())).scalar_one_or_none()
+            row = (await session.execute(_row_of(invoice, doc, fmt).with_for_update())).scalar_one_or_none()
             if row is None:
                 row = Document(
                     id=new_id(),
